@@ -1,0 +1,152 @@
+// Command hoard is a self-hosted, ElastiCache-compatible cache service.
+//
+//	hoard serve [--listen 127.0.0.1:8686] [--data-dir DIR] [--region us-east-1] [--s3-endpoint URL]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/api"
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/engine"
+	"github.com/hoardcache/hoard/internal/service"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+const usage = `hoard: a self-hosted, ElastiCache-compatible cache service
+
+Usage:
+  hoard serve [flags]    run the API server (hoard serve -h lists the flags)
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "serve":
+		if err := serve(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "hoard:", err)
+			os.Exit(1)
+		}
+	case "-h", "--help", "help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "hoard: unknown command %q\n\n%s", os.Args[1], usage)
+		os.Exit(2)
+	}
+}
+
+func defaultDataDir() string {
+	if dir := os.Getenv("XDG_DATA_HOME"); dir != "" {
+		return filepath.Join(dir, "hoard")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "share", "hoard")
+	}
+	return "hoard-data"
+}
+
+func serve(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", "127.0.0.1:8686", "address the API listens on")
+	dataDir := fs.String("data-dir", defaultDataDir(), "directory for all durable state")
+	region := fs.String("region", "us-east-1", "region hoard's own defaults and logs name")
+	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint (path-style) for snapshot export and seeding; without it, buckets are directories under <data-dir>/s3/")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	bins := engine.DefaultBinaries
+	fs.StringVar(&bins.Redis, "redis-server", bins.Redis, "redis-server binary (name on PATH or path)")
+	fs.StringVar(&bins.Valkey, "valkey-server", bins.Valkey, "valkey-server binary (name on PATH or path)")
+	fs.StringVar(&bins.Memcached, "memcached", bins.Memcached, "memcached binary (name on PATH or path)")
+	_ = fs.Parse(args)
+
+	log := newLogger(*logFormat)
+	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	creds, err := loadCredentials(*dataDir, os.Stdout)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(filepath.Join(*dataDir, "hoard.db"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	engines, err := detectEngines(ctx, bins, log)
+	if err != nil {
+		return err
+	}
+	svc := service.New(st, service.Config{Engines: engines})
+	srv := &http.Server{
+		Handler:           api.New(svc, creds, log),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	log.Info("hoard serving", "listen", ln.Addr().String(), "data_dir", *dataDir, "region", *region,
+		"s3_endpoint", *s3Endpoint, "engines", len(engines))
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func newLogger(format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+}
+
+// detectEngines finds the engines installed here and maps them to their families.
+func detectEngines(ctx context.Context, bins engine.Binaries, log *slog.Logger) ([]service.EngineVersion, error) {
+	installed, err := engine.Detect(ctx, bins)
+	if err != nil {
+		return nil, err
+	}
+	var versions []service.EngineVersion
+	for _, in := range installed {
+		family, ok := catalog.FamilyFor(in.Engine, in.Version)
+		if !ok {
+			log.Warn("engine version has no ElastiCache parameter-group family; not offered", "engine", in.Engine, "version", in.Version, "binary", in.Binary)
+			continue
+		}
+		log.Info("engine found", "engine", in.Engine, "version", in.Version, "family", family, "binary", in.Binary)
+		versions = append(versions, service.EngineVersion{Engine: in.Engine, Version: in.Version, Family: family, Binary: in.Binary})
+	}
+	if len(versions) == 0 {
+		log.Warn("no cache engine found; install redis-server or memcached (make run does)")
+	}
+	return versions, nil
+}

@@ -1,0 +1,61 @@
+package api
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hoardcache/hoard/internal/awsquery"
+	"github.com/hoardcache/hoard/internal/service"
+)
+
+// handler decodes an operation's input from the form, calls the service, and
+// returns the result shape (nil for operations without one).
+type handler func(ctx context.Context, svc *service.Service, form url.Values) (any, error)
+
+// op adapts a service method with a result.
+func op[I, O any](method func(*service.Service, context.Context, *I) (*O, error)) handler {
+	return func(ctx context.Context, svc *service.Service, form url.Values) (any, error) {
+		in := new(I)
+		if err := awsquery.Decode(form, in); err != nil {
+			return nil, err
+		}
+		out, err := method(svc, ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
+}
+
+// opNoResult adapts a service method for an operation the model gives no output.
+func opNoResult[I any](method func(*service.Service, context.Context, *I) error) handler {
+	return func(ctx context.Context, svc *service.Service, form url.Values) (any, error) {
+		in := new(I)
+		if err := awsquery.Decode(form, in); err != nil {
+			return nil, err
+		}
+		return nil, method(svc, ctx, in)
+	}
+}
+
+// operations is the table of implemented actions. Every other action of the model
+// answers NotImplemented; TestEveryModelActionIsAccountedFor keeps this table and
+// notImplemented together equal to the model.
+func operations() map[string]handler {
+	return map[string]handler{
+		// Parameter groups
+		"CreateCacheParameterGroup":       op((*service.Service).CreateCacheParameterGroup),
+		"DescribeCacheParameterGroups":    op((*service.Service).DescribeCacheParameterGroups),
+		"ModifyCacheParameterGroup":       op((*service.Service).ModifyCacheParameterGroup),
+		"ResetCacheParameterGroup":        op((*service.Service).ResetCacheParameterGroup),
+		"DeleteCacheParameterGroup":       opNoResult((*service.Service).DeleteCacheParameterGroup),
+		"DescribeCacheParameters":         op((*service.Service).DescribeCacheParameters),
+		"DescribeEngineDefaultParameters": op((*service.Service).DescribeEngineDefaultParameters),
+		// Engines
+		"DescribeCacheEngineVersions": op((*service.Service).DescribeCacheEngineVersions),
+		// Tags
+		"AddTagsToResource":      op((*service.Service).AddTagsToResource),
+		"ListTagsForResource":    op((*service.Service).ListTagsForResource),
+		"RemoveTagsFromResource": op((*service.Service).RemoveTagsFromResource),
+	}
+}

@@ -1,0 +1,155 @@
+// Package service holds ElastiCache's business rules: one method per API operation,
+// taking and returning the generated ecapi shapes. It never sees HTTP; the caller's
+// account and region arrive in the context.
+package service
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// Quotas are the per-account, per-region limits AWS documents; all configurable.
+type Quotas struct {
+	ParameterGroups int // custom cache parameter groups
+	TagsPerResource int
+}
+
+// DefaultQuotas are AWS's default service quotas.
+var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50}
+
+// EngineVersion is an engine version hoard can run, found on this machine.
+type EngineVersion struct {
+	Engine  string // redis, valkey, memcached
+	Version string // the version the binary reports, e.g. 7.0.15
+	Family  string // its parameter-group family
+	Binary  string // path of the engine binary
+}
+
+// Config is what the service needs from its host.
+type Config struct {
+	Quotas  Quotas
+	Engines []EngineVersion
+	Now     func() time.Time // injectable clock; time.Now when nil
+}
+
+// Service implements the ElastiCache operations.
+type Service struct {
+	store *store.Store
+	cfg   Config
+}
+
+// New returns a service over an open store.
+func New(st *store.Store, cfg Config) *Service {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Quotas == (Quotas{}) {
+		cfg.Quotas = DefaultQuotas
+	}
+	return &Service{store: st, cfg: cfg}
+}
+
+func (s *Service) now() time.Time { return s.cfg.Now().UTC() }
+
+// Caller is who made a request and where: the account of its access key and the
+// region of its signature's credential scope.
+type Caller struct {
+	RequestID string
+	Account   string
+	Region    string
+}
+
+type callerKey struct{}
+
+// WithCaller returns a context carrying the caller.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerOf returns the caller the context carries.
+func CallerOf(ctx context.Context) Caller {
+	c, _ := ctx.Value(callerKey{}).(Caller)
+	return c
+}
+
+// scope is the key prefix of the caller's resources: resources live per account and region.
+func (c Caller) scope() string { return c.Account + "/" + c.Region + "/" }
+
+// arn builds an ElastiCache ARN, e.g. arn:aws:elasticache:us-east-1:000000000000:parametergroup:my-group.
+func (c Caller) arn(resourceType, name string) string {
+	return fmt.Sprintf("arn:aws:elasticache:%s:%s:%s:%s", c.Region, c.Account, resourceType, name)
+}
+
+// page validates MaxRecords (20–100, default 100) and Marker and returns the window
+// [start, end) of a list of total items, with the marker of the next page ("" at the end).
+func page(maxRecords *int32, marker string, total int) (start, end int, next string, err error) {
+	limit := 100
+	if maxRecords != nil {
+		if *maxRecords < 20 || *maxRecords > 100 {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("MaxRecords must be between 20 and 100, got %d.", *maxRecords)
+		}
+		limit = int(*maxRecords)
+	}
+	if marker != "" {
+		if start, err = decodeMarker(marker); err != nil || start > total {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("Invalid marker: %s", marker)
+		}
+	}
+	end = min(start+limit, total)
+	if end < total {
+		next = encodeMarker(end)
+	}
+	return start, end, next, nil
+}
+
+// Markers are opaque to clients: the offset of the next item, base64-encoded.
+func encodeMarker(offset int) string {
+	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "offset:%d", offset))
+}
+
+func decodeMarker(marker string) (int, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(marker)
+	if err != nil {
+		return 0, err
+	}
+	var offset int
+	if _, err := fmt.Sscanf(string(raw), "offset:%d", &offset); err != nil || offset < 0 {
+		return 0, fmt.Errorf("bad marker")
+	}
+	return offset, nil
+}
+
+// validateName applies AWS's naming rule for parameter groups, clusters and most
+// other resources: 1–max characters, ASCII letters, digits and hyphens, starting with
+// a letter, not ending with a hyphen nor holding two consecutive hyphens.
+func validateName(param, name string, max int) error {
+	bad := func(why string) error {
+		return ecapi.InvalidParameterValueException.Errorf("Invalid %s %q: %s.", param, name, why)
+	}
+	switch {
+	case name == "":
+		return ecapi.InvalidParameterValueException.Errorf("The parameter %s must be provided and must not be blank.", param)
+	case len(name) > max:
+		return bad(fmt.Sprintf("it must be at most %d characters long", max))
+	case !isLetter(name[0]):
+		return bad("the first character must be a letter")
+	case strings.HasSuffix(name, "-"):
+		return bad("it cannot end with a hyphen")
+	case strings.Contains(name, "--"):
+		return bad("it cannot contain two consecutive hyphens")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !isLetter(c) && !(c >= '0' && c <= '9') && c != '-' {
+			return bad("it may contain only ASCII letters, digits and hyphens")
+		}
+	}
+	return nil
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
