@@ -66,6 +66,9 @@ func serve(args []string) error {
 	region := fs.String("region", "us-east-1", "region hoard's own defaults and logs name")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint (path-style) for snapshot export and seeding; without it, buckets are directories under <data-dir>/s3/")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	quotas := service.DefaultQuotas
+	fs.IntVar(&quotas.ParameterGroups, "quota-parameter-groups", quotas.ParameterGroups, "custom cache parameter groups per account and region")
+	fs.IntVar(&quotas.TagsPerResource, "quota-tags-per-resource", quotas.TagsPerResource, "tags per resource")
 	bins := engine.DefaultBinaries
 	fs.StringVar(&bins.Redis, "redis-server", bins.Redis, "redis-server binary (name on PATH or path)")
 	fs.StringVar(&bins.Valkey, "valkey-server", bins.Valkey, "valkey-server binary (name on PATH or path)")
@@ -92,7 +95,7 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(st, service.Config{Engines: engines})
+	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas})
 	srv := &http.Server{
 		Handler:           api.New(svc, creds, log),
 		ReadHeaderTimeout: 10 * time.Second,

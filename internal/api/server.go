@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -107,9 +108,7 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, reqID string) (s
 	defer s.buffers.Put(buf)
 	buf.Reset()
 	writeEnvelope(buf, action, ecapi.Operations[action].ResultWrapper, reqID, result)
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	writeXML(w, http.StatusOK, buf.Bytes())
 	return action, http.StatusOK, nil
 }
 
@@ -171,10 +170,16 @@ func (s *Server) writeError(w http.ResponseWriter, reqID, action string, err err
 	b.WriteString("</Code><Message>")
 	awsquery.Escape(&b, e.Message)
 	b.WriteString("</Message></Error><RequestId>" + reqID + "</RequestId></ErrorResponse>\n")
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(b.Bytes())
+	writeXML(w, e.Status, b.Bytes())
 	return e.Status
+}
+
+// writeXML sends a whole XML document with its length, in one write.
+func writeXML(w http.ResponseWriter, status int, doc []byte) {
+	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("Content-Length", strconv.Itoa(len(doc)))
+	w.WriteHeader(status)
+	_, _ = w.Write(doc)
 }
 
 func newRequestID() string {

@@ -88,10 +88,9 @@ func (s *Server) authenticate(r *http.Request, body []byte) (Principal, string, 
 		return Principal{}, "", apierr.SignatureDoesNotMatch.Errorf("Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '%s' != '%s'.", sig.date, sig.amzDate.Format("20060102"))
 	}
 
-	payloadHash := r.Header.Get("X-Amz-Content-Sha256")
-	if payloadHash == "" || payloadHash == "UNSIGNED-PAYLOAD" && !sig.presigned {
-		sum := sha256.Sum256(body)
-		payloadHash = hex.EncodeToString(sum[:])
+	payloadHash, err := payloadHashOf(r, body)
+	if err != nil {
+		return Principal{}, "", err
 	}
 	canonical := canonicalRequest(r, sig, payloadHash)
 	scope := sig.date + "/" + sig.region + "/" + sig.service + "/aws4_request"
@@ -103,6 +102,25 @@ func (s *Server) authenticate(r *http.Request, body []byte) (Principal, string, 
 		return Principal{}, "", apierr.SignatureDoesNotMatch.Errorf("The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 	}
 	return principal, sig.region, nil
+}
+
+// payloadHashOf returns the payload hash to sign: the body's SHA-256. A client may
+// state it in X-Amz-Content-Sha256, but the statement must match the body, or
+// anyone who saw one signed request could replay its headers with another body.
+// UNSIGNED-PAYLOAD is accepted only when there is no body to leave unsigned.
+func payloadHashOf(r *http.Request, body []byte) (string, error) {
+	sum := sha256.Sum256(body)
+	computed := hex.EncodeToString(sum[:])
+	switch stated := r.Header.Get("X-Amz-Content-Sha256"); {
+	case stated == "":
+		return computed, nil
+	case stated == "UNSIGNED-PAYLOAD" && len(body) == 0:
+		return stated, nil
+	case stated != computed:
+		return "", apierr.SignatureDoesNotMatch.Errorf("The provided X-Amz-Content-Sha256 header does not match the SHA-256 of the request body.")
+	default:
+		return stated, nil
+	}
 }
 
 // parseSignature reads the signature claims from the Authorization header or, for a
@@ -237,14 +255,31 @@ func canonicalQuery(u *url.URL, presigned bool) string {
 	if presigned {
 		q.Del("X-Amz-Signature")
 	}
-	pairs := make([]string, 0, len(q))
+	// Sorted by encoded name, then by encoded value: sorting whole "name=value"
+	// strings would put "a-b=2" before "a=1" and "X.10" before "X.1".
+	type pair struct{ k, v string }
+	pairs := make([]pair, 0, len(q))
 	for k, vs := range q {
 		for _, v := range vs {
-			pairs = append(pairs, uriEncode(k)+"="+uriEncode(v))
+			pairs = append(pairs, pair{uriEncode(k), uriEncode(v)})
 		}
 	}
-	sort.Strings(pairs)
-	return strings.Join(pairs, "&")
+	sort.Slice(pairs, func(i, j int) bool {
+		if pairs[i].k != pairs[j].k {
+			return pairs[i].k < pairs[j].k
+		}
+		return pairs[i].v < pairs[j].v
+	})
+	var b strings.Builder
+	for i, p := range pairs {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(p.k)
+		b.WriteByte('=')
+		b.WriteString(p.v)
+	}
+	return b.String()
 }
 
 // uriEncode percent-encodes everything but RFC 3986 unreserved characters.
