@@ -6,8 +6,10 @@ package awsquery
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,8 +169,9 @@ func decodeList(n *node, fv reflect.Value, f field, path string) error {
 	var order []indexed
 	if items != nil {
 		for key, item := range items.kids {
+			// Only canonical indices ("1", "2", ...): "01" or "+1" would alias "1".
 			i, err := strconv.Atoi(key)
-			if err != nil || i < 1 {
+			if err != nil || i < 1 || strconv.Itoa(i) != key {
 				return apierr.InvalidParameterValue.Errorf("Invalid list index %q in parameter %s.%s", key, path, f.member)
 			}
 			order = append(order, indexed{i, item})
@@ -222,6 +225,8 @@ func invalid(path, value, want string) error {
 	return apierr.InvalidParameterValue.Errorf("Invalid value %q for parameter %s: expected %s", value, path, want)
 }
 
+var epochSeconds = regexp.MustCompile(`^-?[0-9]+(\.[0-9]+)?$`)
+
 // ParseTime accepts the ISO 8601 forms AWS clients send.
 func ParseTime(s string) (time.Time, error) {
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "2006-01-02T15:04:05", "2006-01-02"} {
@@ -229,8 +234,12 @@ func ParseTime(s string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	if secs, err := strconv.ParseFloat(s, 64); err == nil {
-		return time.UnixMilli(int64(secs * 1000)).UTC(), nil
+	// Epoch seconds, as some clients send: plain decimal only (ParseFloat alone would
+	// take NaN, Inf and hex floats), within the years time.Time formats.
+	if epochSeconds.MatchString(s) {
+		if secs, err := strconv.ParseFloat(s, 64); err == nil && math.Abs(secs) < 1e11 {
+			return time.UnixMilli(int64(math.Round(secs * 1000))).UTC(), nil
+		}
 	}
 	return time.Time{}, fmt.Errorf("not a timestamp: %q", s)
 }

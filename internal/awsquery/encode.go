@@ -30,14 +30,16 @@ func EncodeFields(b *bytes.Buffer, v any) {
 
 func encodeStruct(b *bytes.Buffer, rv reflect.Value) {
 	for _, f := range fieldsOf(rv.Type()) {
-		encodeValue(b, f.wire, f.member, rv.Field(f.index))
+		encodeValue(b, f.wire, f.member, rv.Field(f.index), false)
 	}
 }
 
-func encodeValue(b *bytes.Buffer, name, member string, fv reflect.Value) {
+func encodeValue(b *bytes.Buffer, name, member string, fv reflect.Value, inList bool) {
 	switch fv.Kind() {
 	case reflect.String:
-		if s := fv.String(); s != "" {
+		// An empty string is absent, except as a list item, where dropping it would
+		// change the list's length.
+		if s := fv.String(); s != "" || inList {
 			open(b, name)
 			escape(b, s)
 			closeTag(b, name)
@@ -56,7 +58,7 @@ func encodeValue(b *bytes.Buffer, name, member string, fv reflect.Value) {
 		closeTag(b, name)
 	case reflect.Pointer:
 		if !fv.IsNil() {
-			encodeValue(b, name, member, fv.Elem())
+			encodeValue(b, name, member, fv.Elem(), inList)
 		}
 	case reflect.Slice:
 		if fv.IsNil() {
@@ -64,7 +66,7 @@ func encodeValue(b *bytes.Buffer, name, member string, fv reflect.Value) {
 		}
 		open(b, name)
 		for i := 0; i < fv.Len(); i++ {
-			encodeValue(b, member, "member", fv.Index(i))
+			encodeValue(b, member, "member", fv.Index(i), true)
 		}
 		closeTag(b, name)
 	case reflect.Struct:
