@@ -69,7 +69,9 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("the CLI saw %d node-type-specific parameters, the catalogue has %d", got, len(family.NodeTypeSpecific))
 	}
 
-	var created struct{ CacheParameterGroup struct{ CacheParameterGroupName, ARN string } }
+	var created struct {
+		CacheParameterGroup struct{ CacheParameterGroupName, ARN string }
+	}
 	if stderr, err := awsCLI(t, h, &created, "elasticache", "create-cache-parameter-group", "--cache-parameter-group-name", "from-cli",
 		"--cache-parameter-group-family", "memcached1.6", "--description", "made by the AWS CLI", "--tags", "[]"); err != nil {
 		t.Fatalf("create-cache-parameter-group: %v\n%s", err, stderr)
@@ -81,7 +83,9 @@ func TestAWSCLI(t *testing.T) {
 		"--parameter-name-values", "ParameterName=chunk_size,ParameterValue=64", "ParameterName=max_item_size,ParameterValue=2097152"); err != nil {
 		t.Fatalf("modify-cache-parameter-group: %v\n%s", err, stderr)
 	}
-	var params struct{ Parameters []struct{ ParameterName, ParameterValue, Source string } }
+	var params struct {
+		Parameters []struct{ ParameterName, ParameterValue, Source string }
+	}
 	if stderr, err := awsCLI(t, h, &params, "elasticache", "describe-cache-parameters", "--cache-parameter-group-name", "from-cli", "--source", "user"); err != nil {
 		t.Fatalf("describe-cache-parameters: %v\n%s", err, stderr)
 	}

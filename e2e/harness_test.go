@@ -118,20 +118,22 @@ func (s *server) start() {
 	cmd := exec.Command(hoardBin, args...)
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
 	cmd.Env = append(env, s.env...)
-	s.stdout, s.stderr = &lockedBuffer{}, &lockedBuffer{}
-	cmd.Stdout = s.stdout
+	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	s.stdout, s.stderr = stdout, stderr
+	cmd.Stdout = stdout
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start hoard: %v", err)
 	}
-	s.cmd, s.exited = cmd, make(chan struct{})
+	exited := make(chan struct{})
+	s.cmd, s.exited = cmd, exited
 	addrc := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			s.stderr.Write([]byte(line + "\n"))
+			stderr.Write([]byte(line + "\n"))
 			if m := servingLine.FindStringSubmatch(line); m != nil {
 				addrc <- m[1]
 			}
@@ -140,7 +142,7 @@ func (s *server) start() {
 	go func() {
 		_ = cmd.Wait()
 		pw.Close()
-		close(s.exited)
+		close(exited)
 	}()
 	select {
 	case s.addr = <-addrc:

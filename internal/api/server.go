@@ -54,7 +54,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = s.writeError(w, reqID, action, err)
 	}
 	level := slog.LevelInfo
-	if status >= 500 {
+	switch {
+	case status == http.StatusNotImplemented:
+		level = slog.LevelWarn
+	case status >= 500:
 		level = slog.LevelError
 	}
 	attrs := []any{"request_id", reqID, "action", action, "status", status, "duration", time.Since(start)}

@@ -1,0 +1,340 @@
+// Command bench is hoard's load harness: it builds and starts the real binary, then
+// drives it with SigV4-signed AWS Query requests from N concurrent workers and
+// prints throughput and latency percentiles per scenario.
+//
+//	go run ./bench [-scenario describe|describe-pages|modify|all] [-workers 8] [-duration 10s] [-bin path]
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/hoardcache/hoard/internal/catalog"
+)
+
+const (
+	accessKey = "AKIDHOARDBENCH000001"
+	secretKey = "hoard-bench-secret-key-0123456789abcdefg"
+	account   = "123456789012"
+	region    = "us-east-1"
+	warmup    = time.Second
+)
+
+var (
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify or all")
+	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
+	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
+	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
+)
+
+// A scenario gives each worker a function that sends one request and reports its error.
+type scenario struct {
+	name  string
+	setup func(c *client) error
+	next  func(worker int) func(c *client) error
+}
+
+var scenarios = []scenario{
+	{name: "describe", next: func(int) func(*client) error {
+		body := "Action=DescribeEngineDefaultParameters&Version=2015-02-02&CacheParameterGroupFamily=redis7&MaxRecords=100"
+		return func(c *client) error { _, err := c.call(body); return err }
+	}},
+	{name: "describe-pages", next: func(int) func(*client) error {
+		// Each request is one page (MaxRecords=20); a worker walks every family in turn.
+		families, fam, marker := catalog.FamilyNames(), 0, ""
+		return func(c *client) error {
+			body := "Action=DescribeEngineDefaultParameters&Version=2015-02-02&MaxRecords=20&CacheParameterGroupFamily=" + families[fam]
+			if marker != "" {
+				body += "&Marker=" + url.QueryEscape(marker)
+			}
+			resp, err := c.call(body)
+			marker = ""
+			if m := markerRE.FindSubmatch(resp); m != nil {
+				marker = string(m[1])
+			} else {
+				fam = (fam + 1) % len(families)
+			}
+			return err
+		}
+	}},
+	{name: "modify",
+		setup: func(c *client) error {
+			_, err := c.call("Action=CreateCacheParameterGroup&Version=2015-02-02&CacheParameterGroupName=bench" +
+				"&CacheParameterGroupFamily=redis7&Description=bench")
+			return err
+		},
+		next: func(worker int) func(*client) error {
+			n := worker * 7919
+			return func(c *client) error {
+				n++
+				v := n % 2 * (20 + n%100000) // timeout allows 0, or 20 and up
+				_, err := c.call("Action=ModifyCacheParameterGroup&Version=2015-02-02&CacheParameterGroupName=bench" +
+					"&ParameterNameValues.ParameterNameValue.1.ParameterName=timeout" +
+					"&ParameterNameValues.ParameterNameValue.1.ParameterValue=" + strconv.Itoa(v))
+				return err
+			}
+		}},
+}
+
+var markerRE = regexp.MustCompile(`<Marker>([^<]+)</Marker>`)
+
+// client signs and sends Query requests over a shared keep-alive transport.
+type client struct {
+	endpoint string
+	http     *http.Client
+	signer   *v4.Signer
+	creds    aws.Credentials
+}
+
+func (c *client) call(body string) ([]byte, error) {
+	req, err := http.NewRequest(http.MethodPost, c.endpoint+"/", strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	sum := sha256.Sum256([]byte(body))
+	if err := c.signer.SignHTTP(context.Background(), c.creds, req, hex.EncodeToString(sum[:]), "elasticache", region, time.Now()); err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
+	}
+	return data, err
+}
+
+func main() {
+	flag.Parse()
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var todo []scenario
+	for _, s := range scenarios {
+		if *scenarioFlag == "all" || *scenarioFlag == s.name {
+			todo = append(todo, s)
+		}
+	}
+	if len(todo) == 0 || *workers < 1 {
+		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	tmp, err := os.MkdirTemp("", "hoard-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	bin := *binFlag
+	if bin == "" {
+		bin = filepath.Join(tmp, "hoard")
+		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/hoard")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("building hoard (run from the module root): %w", err)
+		}
+	}
+	srv, addr, err := startHoard(ctx, bin, tmp)
+	if srv != nil {
+		defer srv.stop()
+	}
+	if err != nil {
+		return err
+	}
+
+	c := &client{endpoint: "http://" + addr, signer: v4.NewSigner(),
+		creds: aws.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey}}
+	c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, IdleConnTimeout: time.Minute}}
+	fmt.Printf("hoard %s (pid %d), data and log in %s\n", addr, srv.cmd.Process.Pid, tmp)
+	fmt.Printf("client: NumCPU=%d GOMAXPROCS=%d; server on the same machine (loopback), sharing those CPUs\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0))
+	fmt.Printf("workers=%d duration=%s warm-up=%s\n", *workers, *duration, warmup)
+	for _, s := range todo {
+		if err := runScenario(ctx, c, s, srv.cmd.Process.Pid); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	return nil
+}
+
+// runScenario runs the workers for warm-up plus duration and reports the requests
+// that started inside the measured window.
+func runScenario(ctx context.Context, c *client, s scenario, pid int) error {
+	if s.setup != nil {
+		if err := s.setup(c); err != nil {
+			return fmt.Errorf("setup: %w", err)
+		}
+	}
+	type tally struct {
+		lats     []time.Duration
+		errs     int
+		firstErr error
+	}
+	tallies := make([]tally, *workers)
+	measureFrom := time.Now().Add(warmup)
+	end := measureFrom.Add(*duration)
+	var wg sync.WaitGroup
+	for w := range tallies {
+		wg.Add(1)
+		go func(t *tally, send func(*client) error) {
+			defer wg.Done()
+			for t0 := time.Now(); ctx.Err() == nil && t0.Before(end); t0 = time.Now() {
+				err := send(c)
+				switch {
+				case t0.Before(measureFrom): // warm-up
+				case err != nil:
+					t.errs++
+					t.firstErr = cmp.Or(t.firstErr, err)
+				default:
+					t.lats = append(t.lats, time.Since(t0))
+				}
+			}
+		}(&tallies[w], s.next(w))
+	}
+	time.Sleep(time.Until(measureFrom))
+	srvCPU0, cliCPU0 := procCPU(pid), selfCPU()
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	srvCPU, cliCPU := procCPU(pid)-srvCPU0, selfCPU()-cliCPU0
+	var all []time.Duration
+	var nerr int
+	var firstErr error
+	for _, t := range tallies {
+		all, nerr, firstErr = append(all, t.lats...), nerr+t.errs, cmp.Or(firstErr, t.firstErr)
+	}
+	slices.Sort(all)
+	secs := duration.Seconds()
+	fmt.Printf("\n== %s (workers=%d)\n", s.name, *workers)
+	fmt.Printf("requests %d ok, %d errors; %.0f req/s\n", len(all), nerr, float64(len(all))/secs)
+	if len(all) > 0 {
+		fmt.Printf("latency p50 %s  p90 %s  p99 %s  max %s\n",
+			pct(all, 50), pct(all, 90), pct(all, 99), all[len(all)-1].Round(time.Microsecond))
+	}
+	fmt.Printf("cpu: server %.2f cores, client %.2f cores (of %d)\n",
+		srvCPU.Seconds()/secs, cliCPU.Seconds()/secs, runtime.NumCPU())
+	if firstErr != nil {
+		fmt.Printf("first error: %v\n", firstErr)
+	}
+	return nil
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted)*p+99)/100 - 1 // nearest rank
+	return sorted[max(i, 0)].Round(time.Microsecond)
+}
+
+// selfCPU is this process's user+system CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procCPU is a process's user+system CPU time from /proc (Linux; 0 elsewhere),
+// assuming the usual 100 clock ticks per second.
+func procCPU(pid int) time.Duration {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
+	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.Atoi(f[11])
+	st, _ := strconv.Atoi(f[12])
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+var servingLine = regexp.MustCompile(`msg="hoard serving" listen=(\S+)\s`)
+
+// hoard is a running server; exited is closed once it has been waited for.
+type hoard struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startHoard starts hoard on a free loopback port and waits for its serving line.
+// Its stderr (one log line per request) goes straight to a file, not through us.
+func startHoard(ctx context.Context, bin, dir string) (*hoard, string, error) {
+	logf, err := os.Create(filepath.Join(dir, "hoard.log"))
+	if err != nil {
+		return nil, "", err
+	}
+	defer logf.Close() // hoard holds its own descriptor
+	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+	cmd.Env = append(os.Environ(), "HOARD_ACCESS_KEY_ID="+accessKey,
+		"HOARD_SECRET_ACCESS_KEY="+secretKey, "HOARD_ACCOUNT_ID="+account)
+	cmd.Stderr = logf
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	h := &hoard{cmd: cmd, exited: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(h.exited) }()
+	timeout := time.After(20 * time.Second)
+	for {
+		head, _ := os.ReadFile(logf.Name())
+		if m := servingLine.FindSubmatch(head); m != nil {
+			return h, string(m[1]), nil
+		}
+		select {
+		case <-ctx.Done():
+			return h, "", ctx.Err()
+		case <-h.exited:
+			return h, "", fmt.Errorf("hoard exited before serving (%s):\n%s", cmd.ProcessState, head)
+		case <-timeout:
+			return h, "", fmt.Errorf("hoard did not report serving within 20s:\n%s", head)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stop sends SIGTERM to hoard's PID and waits for it to exit; SIGKILL after 15s.
+func (h *hoard) stop() {
+	_ = h.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-h.exited:
+	case <-time.After(15 * time.Second):
+		_ = h.cmd.Process.Kill()
+		<-h.exited
+	}
+	if code := h.cmd.ProcessState.ExitCode(); code != 0 {
+		fmt.Fprintf(os.Stderr, "bench: hoard exited with %d after SIGTERM\n", code)
+	}
+}
