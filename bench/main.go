@@ -6,13 +6,13 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -99,12 +99,14 @@ var scenarios = []scenario{
 
 var markerRE = regexp.MustCompile(`<Marker>([^<]+)</Marker>`)
 
-// client signs and sends Query requests over a shared keep-alive transport.
+// client signs and sends Query requests over a shared keep-alive transport. Each
+// worker has its own copy, whose buf it reuses for response bodies.
 type client struct {
 	endpoint string
 	http     *http.Client
 	signer   *v4.Signer
 	creds    aws.Credentials
+	buf      bytes.Buffer
 }
 
 func (c *client) call(body string) ([]byte, error) {
@@ -121,12 +123,13 @@ func (c *client) call(body string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(resp.Body)
+	c.buf.Reset()
+	_, err = c.buf.ReadFrom(resp.Body)
 	resp.Body.Close()
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("status %d: %.200s", resp.StatusCode, data)
+		err = fmt.Errorf("status %d: %.200s", resp.StatusCode, c.buf.Bytes())
 	}
-	return data, err
+	return c.buf.Bytes(), err // valid until the next call
 }
 
 func main() {
@@ -207,7 +210,7 @@ func runScenario(ctx context.Context, c *client, s scenario, pid int) error {
 	var wg sync.WaitGroup
 	for w := range tallies {
 		wg.Add(1)
-		go func(t *tally, send func(*client) error) {
+		go func(t *tally, c *client, send func(*client) error) {
 			defer wg.Done()
 			for t0 := time.Now(); ctx.Err() == nil && t0.Before(end); t0 = time.Now() {
 				err := send(c)
@@ -220,7 +223,7 @@ func runScenario(ctx context.Context, c *client, s scenario, pid int) error {
 					t.lats = append(t.lats, time.Since(t0))
 				}
 			}
-		}(&tallies[w], s.next(w))
+		}(&tallies[w], &client{endpoint: c.endpoint, http: c.http, signer: c.signer, creds: c.creds}, s.next(w))
 	}
 	time.Sleep(time.Until(measureFrom))
 	srvCPU0, cliCPU0 := procCPU(pid), selfCPU()

@@ -90,9 +90,6 @@ func withArgs(args ...string) option { return func(s *server) { s.args = append(
 // withoutCredentials starts hoard without HOARD_* key variables, so it uses or makes its own.
 func withoutCredentials() option { return func(s *server) { s.env = nil } }
 
-// withDataDir reuses a data dir (to restart on the same state).
-func withDataDir(dir string) option { return func(s *server) { s.dataDir = dir } }
-
 // startHoard starts hoard on a free loopback port and waits until it serves.
 func startHoard(t *testing.T, opts ...option) *server {
 	t.Helper()

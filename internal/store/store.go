@@ -18,10 +18,13 @@ type Store struct {
 	db *bolt.DB
 }
 
-// Open opens (creating if needed) the database file at path. It waits at most a few
-// seconds for another process holding the file to let go, then fails.
+// OpenTimeout is how long Open waits for another process holding the file to let go.
+var OpenTimeout = 5 * time.Second
+
+// Open opens (creating if needed) the database file at path. Only one process can
+// hold it: Open fails after OpenTimeout when another one does.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: OpenTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("open metadata store %s: %w", path, err)
 	}
