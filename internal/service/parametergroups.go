@@ -38,6 +38,13 @@ type paramGroup struct {
 	IsDefault   bool              `json:"-"`
 }
 
+func init() {
+	registerTaggable("parametergroup", func(tx *store.Tx, c Caller, name string) error {
+		_, err := loadGroup(tx, c, name)
+		return err
+	})
+}
+
 func defaultGroup(name string) (*paramGroup, bool) {
 	f, ok := catalog.DefaultGroupFamily(name)
 	if !ok {

@@ -14,15 +14,22 @@ import (
 const tableTags = "tags" // ARN -> map of tag key to value
 
 // resourceExists answers, for one ARN resource type, whether the caller has that
-// resource; each resource family registers itself here. Types with no entry are
-// ElastiCache types hoard does not hold yet: their resources are not found.
+// resource (nil) or not (that type's not-found error).
 type resourceExists func(tx *store.Tx, c Caller, name string) error
 
-var taggable = map[string]resourceExists{
-	"parametergroup": func(tx *store.Tx, c Caller, name string) error {
-		_, err := loadGroup(tx, c, name)
-		return err
-	},
+// taggable holds a resourceExists per ARN resource type; each resource family
+// registers its own in an init function. Types with no entry are ElastiCache
+// types hoard does not hold yet: their resources are not found.
+var taggable = map[string]resourceExists{}
+
+func registerTaggable(resourceType string, exists resourceExists) {
+	if _, dup := taggable[resourceType]; dup {
+		panic("service: taggable resource type registered twice: " + resourceType)
+	}
+	if _, known := notFoundByType[resourceType]; !known {
+		panic("service: unknown ARN resource type: " + resourceType)
+	}
+	taggable[resourceType] = exists
 }
 
 // notFoundByType is the not-found error of each taggable ARN resource type.
