@@ -102,6 +102,7 @@ var markerRE = regexp.MustCompile(`<Marker>([^<]+)</Marker>`)
 // client signs and sends Query requests over a shared keep-alive transport. Each
 // worker has its own copy, whose buf it reuses for response bodies.
 type client struct {
+	ctx      context.Context
 	endpoint string
 	http     *http.Client
 	signer   *v4.Signer
@@ -110,13 +111,13 @@ type client struct {
 }
 
 func (c *client) call(body string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodPost, c.endpoint+"/", strings.NewReader(body))
+	req, err := http.NewRequestWithContext(c.ctx, http.MethodPost, c.endpoint+"/", strings.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
 	sum := sha256.Sum256([]byte(body))
-	if err := c.signer.SignHTTP(context.Background(), c.creds, req, hex.EncodeToString(sum[:]), "elasticache", region, time.Now()); err != nil {
+	if err := c.signer.SignHTTP(c.ctx, c.creds, req, hex.EncodeToString(sum[:]), "elasticache", region, time.Now()); err != nil {
 		return nil, err
 	}
 	resp, err := c.http.Do(req)
@@ -175,7 +176,7 @@ func run() error {
 		return err
 	}
 
-	c := &client{endpoint: "http://" + addr, signer: v4.NewSigner(),
+	c := &client{ctx: ctx, endpoint: "http://" + addr, signer: v4.NewSigner(),
 		creds: aws.Credentials{AccessKeyID: accessKey, SecretAccessKey: secretKey}}
 	c.http = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConns: *workers, MaxIdleConnsPerHost: *workers, IdleConnTimeout: time.Minute}}
@@ -223,15 +224,18 @@ func runScenario(ctx context.Context, c *client, s scenario, pid int) error {
 					t.lats = append(t.lats, time.Since(t0))
 				}
 			}
-		}(&tallies[w], &client{endpoint: c.endpoint, http: c.http, signer: c.signer, creds: c.creds}, s.next(w))
+		}(&tallies[w], &client{ctx: ctx, endpoint: c.endpoint, http: c.http, signer: c.signer, creds: c.creds}, s.next(w))
 	}
 	time.Sleep(time.Until(measureFrom))
-	srvCPU0, cliCPU0 := procCPU(pid), selfCPU()
+	srvCPU0, cliCPU0, sys0 := procCPU(pid), selfCPU(), machineCPU()
 	wg.Wait()
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	srvCPU, cliCPU := procCPU(pid)-srvCPU0, selfCPU()-cliCPU0
+	srvCPU, cliCPU, sys := procCPU(pid)-srvCPU0, selfCPU()-cliCPU0, machineCPU()
+	for i := range sys {
+		sys[i] -= sys0[i]
+	}
 	var all []time.Duration
 	var nerr int
 	var firstErr error
@@ -246,8 +250,9 @@ func runScenario(ctx context.Context, c *client, s scenario, pid int) error {
 		fmt.Printf("latency p50 %s  p90 %s  p99 %s  max %s\n",
 			pct(all, 50), pct(all, 90), pct(all, 99), all[len(all)-1].Round(time.Microsecond))
 	}
-	fmt.Printf("cpu: server %.2f cores, client %.2f cores (of %d)\n",
-		srvCPU.Seconds()/secs, cliCPU.Seconds()/secs, runtime.NumCPU())
+	fmt.Printf("cpu: server %.2f cores, client %.2f cores (of %d); machine %.0f%% idle, %.0f%% stolen by the hypervisor\n",
+		srvCPU.Seconds()/secs, cliCPU.Seconds()/secs, runtime.NumCPU(),
+		100*float64(sys[1])/float64(max(sys[0], 1)), 100*float64(sys[2])/float64(max(sys[0], 1)))
 	if firstErr != nil {
 		fmt.Printf("first error: %v\n", firstErr)
 	}
@@ -269,21 +274,32 @@ func selfCPU() time.Duration {
 }
 
 // procCPU is a process's user+system CPU time from /proc (Linux; 0 elsewhere),
-// assuming the usual 100 clock ticks per second.
+// at the usual 100 ticks a second. utime and stime are fields 14 and 15 of stat,
+// 12th and 13th after the ")" that ends the command name.
 func procCPU(pid int) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the ")" that ends the command name: state is field 3, utime 14, stime 15.
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+	raw, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
 	if len(f) < 13 {
 		return 0
 	}
-	ut, _ := strconv.Atoi(f[11])
-	st, _ := strconv.Atoi(f[12])
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return time.Duration(atoi(f[11])+atoi(f[12])) * 10 * time.Millisecond
 }
+
+// machineCPU is the machine's total, idle (with iowait) and steal ticks from the
+// "cpu" line of /proc/stat: user nice system idle iowait irq softirq steal ...
+func machineCPU() (ticks [3]int) {
+	raw, _ := os.ReadFile("/proc/stat")
+	line, _, _ := strings.Cut(string(raw), "\n")
+	if f := strings.Fields(line); len(f) > 8 {
+		for _, v := range f[1:9] {
+			ticks[0] += atoi(v)
+		}
+		ticks[1], ticks[2] = atoi(f[4])+atoi(f[5]), atoi(f[8])
+	}
+	return ticks
+}
+
+func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
 
 var servingLine = regexp.MustCompile(`msg="hoard serving" listen=(\S+)\s`)
 
@@ -320,6 +336,7 @@ func startHoard(ctx context.Context, bin, dir string) (*hoard, string, error) {
 		case <-ctx.Done():
 			return h, "", ctx.Err()
 		case <-h.exited:
+			head, _ = os.ReadFile(logf.Name())
 			return h, "", fmt.Errorf("hoard exited before serving (%s):\n%s", cmd.ProcessState, head)
 		case <-timeout:
 			return h, "", fmt.Errorf("hoard did not report serving within 20s:\n%s", head)

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hoardcache/hoard/internal/ecapi"
 	"github.com/hoardcache/hoard/internal/ecapi/modelgen"
@@ -49,5 +52,29 @@ func TestEveryModelActionIsAccountedFor(t *testing.T) {
 		if op := ecapi.Operations[name]; op.Output != "" && op.ResultWrapper == "" {
 			t.Errorf("%s has output %s but no result wrapper", name, op.Output)
 		}
+	}
+}
+
+// A pure operation answered from the result cache says exactly what it said the
+// first time, and a request with other parameters is not answered from it.
+func TestPureOperationResultsAreCachedFaithfully(t *testing.T) {
+	h := newHarness(t, time.Time{})
+	body := "Action=DescribeEngineDefaultParameters&Version=2015-02-02&CacheParameterGroupFamily=redis7&MaxRecords=20"
+	requestID := regexp.MustCompile(`<RequestId>[^<]*</RequestId>`)
+	first := h.do(h.signedPost(body, testRegion, time.Now()))
+	second := h.do(h.signedPost(body, testRegion, time.Now()))
+	if first.status != 200 || second.status != 200 {
+		t.Fatalf("statuses %d, %d", first.status, second.status)
+	}
+	a, b := requestID.ReplaceAllString(first.body, ""), requestID.ReplaceAllString(second.body, "")
+	if a != b || !strings.Contains(a, "<ParameterName>") {
+		t.Fatalf("the cached answer differs from the first:\n%s\n---\n%s", a, b)
+	}
+	if first.body == second.body {
+		t.Fatal("two requests share a request ID")
+	}
+	other := h.do(h.signedPost(strings.Replace(body, "redis7", "memcached1.6", 1), testRegion, time.Now()))
+	if !strings.Contains(other.body, "<CacheParameterGroupFamily>memcached1.6</CacheParameterGroupFamily>") {
+		t.Fatalf("another family was answered from the cache: %.300s", other.body)
 	}
 }

@@ -14,7 +14,9 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,11 +38,13 @@ type Server struct {
 	ops         map[string]handler
 	signingKeys signingKeyCache
 	buffers     sync.Pool
+	cacheMu     sync.Mutex
+	resultCache map[string][]byte // by request parameters, for pureOperations
 }
 
 // New returns a server for svc that accepts requests signed with creds.
 func New(svc *service.Service, creds Credentials, log *slog.Logger) *Server {
-	return &Server{svc: svc, creds: creds, log: log, now: time.Now, ops: operations(),
+	return &Server{svc: svc, creds: creds, log: log, now: time.Now, ops: operations(), resultCache: map[string][]byte{},
 		buffers: sync.Pool{New: func() any { return new(bytes.Buffer) }}}
 }
 
@@ -103,16 +107,71 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, reqID string) (s
 		return action, 0, apierr.InvalidAction.Errorf("The action %s is not valid for this web service.", action)
 	}
 	ctx := service.WithCaller(r.Context(), service.Caller{RequestID: reqID, Account: principal.Account, Region: region})
-	result, err := h(ctx, s.svc, form)
+	encoded, err := s.result(ctx, action, h, form)
 	if err != nil {
 		return action, 0, err
 	}
 	buf := s.buffers.Get().(*bytes.Buffer)
 	defer s.buffers.Put(buf)
 	buf.Reset()
-	writeEnvelope(buf, action, ecapi.Operations[action].ResultWrapper, reqID, result)
+	writeEnvelope(buf, action, ecapi.Operations[action].ResultWrapper, reqID, encoded)
 	writeXML(w, http.StatusOK, buf.Bytes())
 	return action, http.StatusOK, nil
+}
+
+// pureOperations answer from their input alone, and their answers never change
+// while hoard runs (the parameter catalogues are compiled in), so their encoded
+// results are cached.
+var pureOperations = map[string]bool{"DescribeEngineDefaultParameters": true}
+
+const maxCachedResults = 512
+
+// result runs the operation and returns its encoded result elements (nil when the
+// operation has no result), from the cache for pure operations.
+func (s *Server) result(ctx context.Context, action string, h handler, form url.Values) ([]byte, error) {
+	var key string
+	if pureOperations[action] {
+		key = resultCacheKey(form)
+		s.cacheMu.Lock()
+		cached, ok := s.resultCache[key]
+		s.cacheMu.Unlock()
+		if ok {
+			return cached, nil
+		}
+	}
+	result, err := h(ctx, s.svc, form)
+	if err != nil || result == nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	awsquery.EncodeFields(&b, result)
+	if key != "" {
+		s.cacheMu.Lock()
+		if len(s.resultCache) >= maxCachedResults {
+			clear(s.resultCache)
+		}
+		s.resultCache[key] = b.Bytes()
+		s.cacheMu.Unlock()
+	}
+	return b.Bytes(), nil
+}
+
+// resultCacheKey is the request's parameters, without the signature's.
+func resultCacheKey(form url.Values) string {
+	keys := make([]string, 0, len(form))
+	for k := range form {
+		if !strings.HasPrefix(k, "X-Amz-") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range form[k] {
+			b.WriteString(url.QueryEscape(k) + "=" + url.QueryEscape(v) + "&")
+		}
+	}
+	return b.String()
 }
 
 // requestForm merges the form-encoded body with the URL's query parameters, so
@@ -134,13 +193,13 @@ func requestForm(r *http.Request, body []byte) (url.Values, error) {
 	return form, nil
 }
 
-func writeEnvelope(b *bytes.Buffer, action, resultWrapper, reqID string, result any) {
+func writeEnvelope(b *bytes.Buffer, action, resultWrapper, reqID string, result []byte) {
 	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<")
 	b.WriteString(action)
 	b.WriteString(`Response xmlns="` + ecapi.XMLNamespace + `">`)
 	if result != nil && resultWrapper != "" {
 		b.WriteString("<" + resultWrapper + ">")
-		awsquery.EncodeFields(b, result)
+		b.Write(result)
 		b.WriteString("</" + resultWrapper + ">")
 	}
 	b.WriteString("<ResponseMetadata><RequestId>")

@@ -98,6 +98,10 @@ func closeTag(b *bytes.Buffer, name string) {
 
 // escape writes s as XML character data; characters XML cannot carry become U+FFFD.
 func escape(b *bytes.Buffer, s string) {
+	if !needsEscape(s) {
+		b.WriteString(s)
+		return
+	}
 	last := 0
 	for i := 0; i < len(s); {
 		r, width := utf8.DecodeRuneInString(s[i:])
@@ -127,6 +131,18 @@ func escape(b *bytes.Buffer, s string) {
 		last = i
 	}
 	b.WriteString(s[last:])
+}
+
+// needsEscape reports whether s holds anything but printable ASCII that XML carries
+// as is: the common case, checked a byte at a time.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 0x80, c < 0x20 && c != '\t' && c != '\n', c == '&', c == '<', c == '>', c == '"', c == '\'':
+			return true
+		}
+	}
+	return false
 }
 
 // Escape writes s as XML character data (exported for envelopes and error messages).
