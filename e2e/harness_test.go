@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -102,8 +103,30 @@ func startHoard(t *testing.T, opts ...option) *server {
 		o(s)
 	}
 	s.start()
-	t.Cleanup(s.stop)
+	t.Cleanup(func() {
+		s.stop()
+		killNodesUnder(t, s.dataDir)
+	})
 	return s
+}
+
+// killNodesUnder ends the engine processes a test's hoard started: they outlive
+// hoard by design, and are recognised by their working directory or command line
+// naming the test's data dir.
+func killNodesUnder(t *testing.T, dataDir string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.HasPrefix(cwd, dataDir) || strings.Contains(string(cmdline), dataDir) {
+			t.Logf("ending engine process %d left by the test (%s)", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }
 
 var servingLine = regexp.MustCompile(`msg="hoard serving" listen=(\S+)`)

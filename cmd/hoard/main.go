@@ -69,6 +69,12 @@ func serve(args []string) error {
 	quotas := service.DefaultQuotas
 	fs.IntVar(&quotas.ParameterGroups, "quota-parameter-groups", quotas.ParameterGroups, "custom cache parameter groups per account and region")
 	fs.IntVar(&quotas.TagsPerResource, "quota-tags-per-resource", quotas.TagsPerResource, "tags per resource")
+	fs.IntVar(&quotas.NodesPerRegion, "quota-nodes-per-region", quotas.NodesPerRegion, "cache nodes per account and region")
+	fs.IntVar(&quotas.SubnetGroups, "quota-subnet-groups", quotas.SubnetGroups, "custom cache subnet groups per account and region")
+	fs.IntVar(&quotas.SecurityGroups, "quota-security-groups", quotas.SecurityGroups, "custom cache security groups per account and region")
+	advertiseHost := fs.String("advertise-host", "127.0.0.1", "address engine nodes bind and endpoints name")
+	nodePorts := fs.String("node-ports", fmt.Sprintf("%d-%d", service.DefaultNodePorts.First, service.DefaultNodePorts.Last), "port range for engine nodes")
+	reconcileInterval := fs.Duration("reconcile-interval", time.Second, "how often node health is checked even when nothing changes")
 	bins := engine.DefaultBinaries
 	fs.StringVar(&bins.Redis, "redis-server", bins.Redis, "redis-server binary (name on PATH or path)")
 	fs.StringVar(&bins.Valkey, "valkey-server", bins.Valkey, "valkey-server binary (name on PATH or path)")
@@ -95,7 +101,21 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
-	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas})
+	ports, err := service.ParsePortRange(*nodePorts)
+	if err != nil {
+		return err
+	}
+	drivers, err := engineDrivers(engines)
+	if err != nil {
+		return err
+	}
+	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas, Drivers: drivers, DataDir: *dataDir,
+		AdvertiseHost: *advertiseHost, NodePorts: ports, ReconcileInterval: *reconcileInterval, Log: log})
+	reconcilerDone := make(chan struct{})
+	go func() {
+		defer close(reconcilerDone)
+		svc.Run(ctx)
+	}()
 	srv := &http.Server{
 		Handler:           api.New(svc, creds, log),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -121,7 +141,8 @@ func serve(args []string) error {
 	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("stopped")
+	<-reconcilerDone
+	log.Info("stopped; engine nodes keep running and are re-adopted at the next start")
 	return nil
 }
 
@@ -152,4 +173,20 @@ func detectEngines(ctx context.Context, bins engine.Binaries, log *slog.Logger) 
 		log.Warn("no cache engine found; install redis-server or memcached (make run does)")
 	}
 	return versions, nil
+}
+
+// engineDrivers returns a driver for each engine installed here.
+func engineDrivers(engines []service.EngineVersion) (map[string]engine.Driver, error) {
+	drivers := map[string]engine.Driver{}
+	for _, ev := range engines {
+		if _, ok := drivers[ev.Engine]; ok {
+			continue
+		}
+		d, err := engine.NewDriver(ev.Engine)
+		if err != nil {
+			return nil, err
+		}
+		drivers[ev.Engine] = d
+	}
+	return drivers, nil
 }

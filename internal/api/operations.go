@@ -51,6 +51,26 @@ func operations() map[string]handler {
 		"DeleteCacheParameterGroup":       opNoResult((*service.Service).DeleteCacheParameterGroup),
 		"DescribeCacheParameters":         op((*service.Service).DescribeCacheParameters),
 		"DescribeEngineDefaultParameters": op((*service.Service).DescribeEngineDefaultParameters),
+		// Subnet groups
+		"CreateCacheSubnetGroup":    op((*service.Service).CreateCacheSubnetGroup),
+		"DescribeCacheSubnetGroups": op((*service.Service).DescribeCacheSubnetGroups),
+		"ModifyCacheSubnetGroup":    op((*service.Service).ModifyCacheSubnetGroup),
+		"DeleteCacheSubnetGroup":    opNoResult((*service.Service).DeleteCacheSubnetGroup),
+		// Security groups
+		"CreateCacheSecurityGroup":           op((*service.Service).CreateCacheSecurityGroup),
+		"DescribeCacheSecurityGroups":        op((*service.Service).DescribeCacheSecurityGroups),
+		"DeleteCacheSecurityGroup":           opNoResult((*service.Service).DeleteCacheSecurityGroup),
+		"AuthorizeCacheSecurityGroupIngress": op((*service.Service).AuthorizeCacheSecurityGroupIngress),
+		"RevokeCacheSecurityGroupIngress":    op((*service.Service).RevokeCacheSecurityGroupIngress),
+		// Cache clusters
+		"CreateCacheCluster":               op((*service.Service).CreateCacheCluster),
+		"DescribeCacheClusters":            op((*service.Service).DescribeCacheClusters),
+		"ModifyCacheCluster":               op((*service.Service).ModifyCacheCluster),
+		"DeleteCacheCluster":               op((*service.Service).DeleteCacheCluster),
+		"RebootCacheCluster":               op((*service.Service).RebootCacheCluster),
+		"ListAllowedNodeTypeModifications": op((*service.Service).ListAllowedNodeTypeModifications),
+		// Events
+		"DescribeEvents": op((*service.Service).DescribeEvents),
 		// Engines
 		"DescribeCacheEngineVersions": op((*service.Service).DescribeCacheEngineVersions),
 		// Tags

@@ -186,12 +186,37 @@ func (s *Service) ModifyCacheParameterGroup(ctx context.Context, in *ecapi.Modif
 		for k, v := range changes {
 			g.Values[k] = v
 		}
-		return tx.Put(tableParameterGroups, c.scope()+name, g)
+		if err := tx.Put(tableParameterGroups, c.scope()+name, g); err != nil {
+			return err
+		}
+		return markClustersUsingGroup(tx, c, name)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.poke()
 	return &ecapi.CacheParameterGroupNameMessage{CacheParameterGroupName: name}, nil
+}
+
+// markClustersUsingGroup flags the clusters that use a group whose values changed:
+// their parameters are "applying" until the reconciler has brought the nodes along.
+func markClustersUsingGroup(tx *store.Tx, c Caller, group string) error {
+	clusters, err := store.ScanAs[cluster](tx, tableClusters, c.scope())
+	if err != nil {
+		return err
+	}
+	for i := range clusters {
+		cl := &clusters[i]
+		if cl.ParamGroup != group || cl.Status == statusDeleting {
+			continue
+		}
+		cl.ParamStatus = applyApplying
+		cl.ParamGen++
+		if err := tx.Put(tableClusters, cl.key(), cl); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // loadMutableGroup loads a custom group for a change; default groups refuse changes.
@@ -253,11 +278,15 @@ func (s *Service) ResetCacheParameterGroup(ctx context.Context, in *ecapi.ResetC
 			}
 			delete(g.Values, nv.ParameterName)
 		}
-		return tx.Put(tableParameterGroups, c.scope()+name, g)
+		if err := tx.Put(tableParameterGroups, c.scope()+name, g); err != nil {
+			return err
+		}
+		return markClustersUsingGroup(tx, c, name)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.poke()
 	return &ecapi.CacheParameterGroupNameMessage{CacheParameterGroupName: name}, nil
 }
 
@@ -268,6 +297,12 @@ func (s *Service) DeleteCacheParameterGroup(ctx context.Context, in *ecapi.Delet
 	return s.store.Update(func(tx *store.Tx) error {
 		if _, err := loadMutableGroup(tx, c, name, "deleted"); err != nil {
 			return err
+		}
+		if user, err := clusterUsing(tx, c, func(cl *cluster) bool { return cl.ParamGroup == name }); err != nil || user != "" {
+			if err != nil {
+				return err
+			}
+			return ecapi.InvalidCacheParameterGroupStateFault.Errorf("Parameter group %s is in use by cache cluster %s.", name, user)
 		}
 		if err := tx.Delete(tableParameterGroups, c.scope()+name); err != nil {
 			return err

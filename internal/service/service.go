@@ -7,10 +7,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/hoardcache/hoard/internal/store"
 )
 
@@ -18,10 +20,13 @@ import (
 type Quotas struct {
 	ParameterGroups int // custom cache parameter groups
 	TagsPerResource int
+	NodesPerRegion  int // cache nodes across all clusters
+	SubnetGroups    int // custom cache subnet groups
+	SecurityGroups  int // custom cache security groups
 }
 
 // DefaultQuotas are AWS's default service quotas.
-var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50}
+var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50, NodesPerRegion: 300, SubnetGroups: 50, SecurityGroups: 50}
 
 // EngineVersion is an engine version hoard can run, found on this machine.
 type EngineVersion struct {
@@ -35,16 +40,27 @@ type EngineVersion struct {
 type Config struct {
 	Quotas  Quotas
 	Engines []EngineVersion
-	Now     func() time.Time // injectable clock; time.Now when nil
+	Drivers map[string]engine.Driver // by engine name: redis, valkey, memcached
+	DataDir string                   // engine nodes work under <DataDir>/nodes
+	// AdvertiseHost is the address nodes bind and endpoints name.
+	AdvertiseHost string
+	// NodePorts is the range node ports are taken from.
+	NodePorts         PortRange
+	ReconcileInterval time.Duration    // how often the reconciler looks even when not poked
+	Now               func() time.Time // injectable clock; time.Now when nil
+	Log               *slog.Logger
 }
 
-// Service implements the ElastiCache operations.
+// Service implements the ElastiCache operations and reconciles engines with them.
 type Service struct {
 	store *store.Store
 	cfg   Config
+	log   *slog.Logger
+	ports PortRange
+	wake  chan struct{}
 }
 
-// New returns a service over an open store.
+// New returns a service over an open store. Call Run to start the reconciler.
 func New(st *store.Store, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -52,7 +68,19 @@ func New(st *store.Store, cfg Config) *Service {
 	if cfg.Quotas == (Quotas{}) {
 		cfg.Quotas = DefaultQuotas
 	}
-	return &Service{store: st, cfg: cfg}
+	if cfg.AdvertiseHost == "" {
+		cfg.AdvertiseHost = "127.0.0.1"
+	}
+	if cfg.NodePorts == (PortRange{}) {
+		cfg.NodePorts = DefaultNodePorts
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = time.Second
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Service{store: st, cfg: cfg, log: cfg.Log, ports: cfg.NodePorts, wake: make(chan struct{}, 1)}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC() }

@@ -1,0 +1,394 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/engine"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// The reconciler makes the running engine processes match the stored clusters. It
+// is level-based: each pass looks at every cluster as it is now (not at the call
+// that changed it), so after a restart it simply runs again and re-adopts, restarts
+// or stops nodes as their records say. API calls record desired state and poke it.
+
+// Run reconciles until ctx is done: at once when poked, and every interval anyway
+// (to notice nodes that died).
+func (s *Service) Run(ctx context.Context) {
+	ticker := time.NewTicker(s.cfg.ReconcileInterval)
+	defer ticker.Stop()
+	lastPrune := time.Time{}
+	for {
+		s.reconcileAll(ctx)
+		if time.Since(lastPrune) > time.Hour {
+			if err := s.pruneEvents(); err != nil {
+				s.log.Error("pruning events", "error", err)
+			}
+			lastPrune = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.wake:
+		case <-ticker.C:
+		}
+	}
+}
+
+// poke asks the reconciler for a pass soon.
+func (s *Service) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileAll runs one pass over every cluster of every account and region, a few
+// clusters at a time.
+func (s *Service) reconcileAll(ctx context.Context) {
+	// A pass, once begun, finishes even when hoard is asked to stop: a node being
+	// started is then recorded, not orphaned or mistaken for a failure.
+	ctx = context.WithoutCancel(ctx)
+	var clusters []cluster
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		clusters, err = store.ScanAs[cluster](tx, tableClusters, "")
+		return err
+	})
+	if err != nil {
+		s.log.Error("reconcile: listing clusters", "error", err)
+		return
+	}
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := range clusters {
+		cl := &clusters[i]
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := s.reconcileCluster(ctx, cl); err != nil {
+				s.log.Error("reconcile", "cluster", cl.key(), "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// nodeResult is what the reconciler did to one node in a pass.
+type nodeResult struct {
+	handle        *engine.Handle
+	binary        string
+	applied       map[string]string
+	pendingReboot bool
+	restarted     bool // Restart was honoured
+	removed       bool
+	err           error
+	events        []string
+}
+
+func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
+	drv, ok := s.cfg.Drivers[cl.Engine]
+	if !ok {
+		return fmt.Errorf("no driver for engine %s", cl.Engine)
+	}
+	if cl.Status == statusDeleting {
+		return s.finishDelete(ctx, drv, cl)
+	}
+	if cl.Status == statusFailed {
+		return nil
+	}
+	if cl.Pending != nil && cl.Status == statusAvailable && inMaintenanceWindow(cl.MaintenanceWindow, s.now()) {
+		return s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
+			if fresh.Pending == nil || fresh.Status != statusAvailable {
+				return nil
+			}
+			if err := s.recordEvent(tx, fresh.caller(), EventsCacheCluster, fresh.ID, "Applying pending modifications in the maintenance window"); err != nil {
+				return err
+			}
+			return s.applyModification(tx, fresh, fresh.Pending)
+		})
+	}
+	desired, err := s.clusterParams(cl)
+	if err != nil {
+		return err
+	}
+	binary, err := s.binaryFor(cl.Engine, cl.EngineVersion)
+	if err != nil {
+		return err
+	}
+	results := make([]nodeResult, len(cl.Nodes))
+	var wg sync.WaitGroup
+	for i, n := range cl.Nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = s.reconcileNode(ctx, drv, cl, n, binary, desired)
+		}()
+	}
+	wg.Wait()
+	return s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
+		return s.recordResults(tx, cl, fresh, results)
+	})
+}
+
+// reconcileNode brings one node to what its record wants.
+func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *cluster, n *node, binary string, desired map[string]string) nodeResult {
+	family, _ := catalog.Lookup(cl.Family)
+	start := func(why string) nodeResult {
+		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost, Port: n.Port, Params: desired})
+		if err != nil {
+			return nodeResult{err: err}
+		}
+		return nodeResult{handle: &h, binary: binary, applied: desired, events: []string{why}}
+	}
+	switch {
+	case n.Remove:
+		if n.Handle != nil {
+			if err := drv.Stop(ctx, *n.Handle); err != nil {
+				return nodeResult{err: err}
+			}
+		}
+		_ = os.RemoveAll(s.nodeDir(cl, n))
+		return nodeResult{removed: true, events: []string{"Removed cache node " + n.ID}}
+	case n.Handle == nil:
+		return start(fmt.Sprintf("Added cache node %s in availability zone %s", n.ID, cl.AZ))
+	case n.Restart:
+		if err := drv.Stop(ctx, *n.Handle); err != nil {
+			return nodeResult{err: err}
+		}
+		r := start("Cache node " + n.ID + " restarted")
+		r.restarted = r.err == nil
+		return r
+	case !drv.Alive(ctx, *n.Handle):
+		_ = drv.Stop(ctx, *n.Handle) // make sure the old process is gone before reusing its port
+		r := start("Recovered cache node " + n.ID + ": its process had stopped, and it was restarted")
+		if r.err != nil {
+			r.err = fmt.Errorf("node %s stopped and could not be restarted: %w", n.ID, r.err)
+		}
+		return r
+	}
+	// A live node: apply what can change at runtime; the rest waits for a reboot.
+	immediate, reboot := paramDiff(family, n.Applied, desired)
+	applied := cloneMap(n.Applied)
+	if len(immediate) > 0 {
+		needRestart, err := drv.Apply(ctx, *n.Handle, immediate)
+		if err != nil {
+			return nodeResult{handle: n.Handle, binary: n.Binary, applied: n.Applied, err: err}
+		}
+		for _, name := range needRestart {
+			reboot[name] = immediate[name]
+			delete(immediate, name)
+		}
+		for k, v := range immediate {
+			applied[k] = v
+		}
+	}
+	r := nodeResult{handle: n.Handle, binary: n.Binary, applied: applied, pendingReboot: len(reboot) > 0}
+	if len(immediate) > 0 {
+		r.events = append(r.events, fmt.Sprintf("Applied parameters to cache node %s: %s", n.ID, strings.Join(sortedNames(immediate), ", ")))
+	}
+	return r
+}
+
+// recordResults writes a pass's outcome into the cluster as it is now, which may
+// have changed since the pass read it (a delete, a reboot, a group change).
+func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []nodeResult) error {
+	c := fresh.caller()
+	var kept []*node
+	var failures []string
+	for i, r := range results {
+		id := seen.Nodes[i].ID
+		n := fresh.node(id)
+		if n == nil {
+			continue
+		}
+		for _, e := range r.events {
+			if err := s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "%s", e); err != nil {
+				return err
+			}
+		}
+		if r.removed {
+			n.Remove, n.Handle = true, nil
+			continue
+		}
+		if r.err != nil {
+			failures = append(failures, fmt.Sprintf("node %s: %v", id, r.err))
+			if n.LastError != r.err.Error() {
+				n.LastError = r.err.Error()
+				if err := s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache node %s failed: %v", id, r.err); err != nil {
+					return err
+				}
+			}
+		} else {
+			n.LastError = ""
+		}
+		if r.handle != nil {
+			n.Handle, n.Binary, n.Applied = r.handle, r.binary, r.applied
+			n.PendingReboot = r.pendingReboot
+			if n.Status != statusDeleting && r.err == nil {
+				n.Status = statusAvailable
+			}
+		}
+		if r.restarted {
+			n.Restart = false
+		}
+	}
+	for _, n := range fresh.Nodes {
+		if !(n.Remove && n.Handle == nil) {
+			kept = append(kept, n)
+		}
+	}
+	fresh.Nodes = kept
+	if fresh.Status == statusDeleting {
+		return nil
+	}
+	if len(failures) > 0 && fresh.Status == statusCreating {
+		fresh.Status, fresh.FailureReason = statusFailed, strings.Join(failures, "; ")
+		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Failed to create cache cluster: %s", fresh.FailureReason)
+	}
+	settled := len(failures) == 0
+	anyPending := false
+	for _, n := range fresh.Nodes {
+		settled = settled && n.Handle != nil && !n.Restart && !n.Remove
+		anyPending = anyPending || n.PendingReboot
+	}
+	if fresh.ParamGen == seen.ParamGen && settled {
+		fresh.ParamStatus = applyInSync
+		if anyPending {
+			fresh.ParamStatus = applyPendingReboot
+		}
+	}
+	if !settled {
+		return nil
+	}
+	switch fresh.Status {
+	case statusCreating:
+		fresh.Status = statusAvailable
+		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster created")
+	case statusRebooting:
+		fresh.Status = statusAvailable
+		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster rebooted")
+	case statusModifying:
+		if fresh.ParamStatus != applyApplying {
+			fresh.Status = statusAvailable
+			return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster modified")
+		}
+	}
+	return nil
+}
+
+// finishDelete stops every node of a deleting cluster and removes it.
+func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *cluster) error {
+	for _, n := range cl.Nodes {
+		if n.Handle != nil {
+			if err := drv.Stop(ctx, *n.Handle); err != nil {
+				return err
+			}
+		}
+	}
+	_ = os.RemoveAll(filepath.Join(s.cfg.DataDir, "nodes", cl.Account, cl.Region, cl.ID))
+	return s.store.Update(func(tx *store.Tx) error {
+		c := cl.caller()
+		if err := tx.Delete(tableClusters, cl.key()); err != nil {
+			return err
+		}
+		if err := tx.Delete(tableTags, c.arn("cluster", cl.ID)); err != nil {
+			return err
+		}
+		return s.recordEvent(tx, c, EventsCacheCluster, cl.ID, "Cache cluster deleted")
+	})
+}
+
+// updateCluster re-reads a cluster in a write transaction and lets fn change it.
+func (s *Service) updateCluster(cl *cluster, fn func(*store.Tx, *cluster) error) error {
+	return s.store.Update(func(tx *store.Tx) error {
+		var fresh cluster
+		if err := tx.Get(tableClusters, cl.key(), &fresh); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return nil // deleted meanwhile
+			}
+			return err
+		}
+		if err := fn(tx, &fresh); err != nil {
+			return err
+		}
+		return tx.Put(tableClusters, fresh.key(), &fresh)
+	})
+}
+
+// clusterParams is what every node of the cluster should run with now.
+func (s *Service) clusterParams(cl *cluster) (map[string]string, error) {
+	family, ok := catalog.Lookup(cl.Family)
+	if !ok {
+		return nil, fmt.Errorf("cluster %s has unknown family %s", cl.ID, cl.Family)
+	}
+	var g *paramGroup
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		g, err = loadGroup(tx, cl.caller(), cl.ParamGroup)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return desiredParams(family, cl.NodeType, g.Values), nil
+}
+
+func (s *Service) binaryFor(engineName, version string) (string, error) {
+	for _, ev := range s.cfg.Engines {
+		if ev.Engine == engineName && ev.Version == version {
+			return ev.Binary, nil
+		}
+	}
+	return "", fmt.Errorf("%s %s is no longer installed", engineName, version)
+}
+
+func (s *Service) nodeDir(cl *cluster, n *node) string {
+	return filepath.Join(s.cfg.DataDir, "nodes", cl.Account, cl.Region, cl.ID, n.ID)
+}
+
+func cloneMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday,
+	"thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// inMaintenanceWindow reports whether now (UTC) falls in a ddd:hh:mm-ddd:hh:mm window.
+func inMaintenanceWindow(window string, now time.Time) bool {
+	from, to, ok := strings.Cut(window, "-")
+	if !ok {
+		return false
+	}
+	minuteOfWeek := func(s string) (int, bool) {
+		var day string
+		var h, m int
+		if _, err := fmt.Sscanf(strings.Replace(s, ":", " ", 2), "%s %d %d", &day, &h, &m); err != nil {
+			return 0, false
+		}
+		wd, ok := weekdays[day]
+		return int(wd)*1440 + h*60 + m, ok
+	}
+	start, ok1 := minuteOfWeek(from)
+	end, ok2 := minuteOfWeek(to)
+	if !ok1 || !ok2 {
+		return false
+	}
+	now = now.UTC()
+	cur := int(now.Weekday())*1440 + now.Hour()*60 + now.Minute()
+	if start <= end {
+		return cur >= start && cur < end
+	}
+	return cur >= start || cur < end // the window wraps past Saturday midnight
+}
