@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -432,5 +434,105 @@ func TestCacheClusterErrors(t *testing.T) {
 	}
 	if _, err := c.DeleteCacheCluster(ctx(t), &elasticache.DeleteCacheClusterInput{CacheClusterId: aws.String("taken")}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A node that cannot start leaves its cluster in create-failed with an event that
+// says why; other clusters are not affected.
+func TestClusterThatCannotStartFails(t *testing.T) {
+	// A redis-server that reports a version but fails to start, as a broken
+	// installation or a bad configuration would.
+	fake := filepath.Join(t.TempDir(), "redis-server")
+	script := "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Redis server v=7.0.15 sha=0 malloc=libc bits=64'; exit 0; fi\necho 'FATAL: cannot start: bad configuration' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startHoard(t, fastReconcile, withArgs("--redis-server", fake))
+	c := h.client("us-east-1")
+	if _, err := c.CreateCacheCluster(ctx(t), &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("broken"), Engine: aws.String("redis"),
+		CacheNodeType: aws.String("cache.t3.micro"), NumCacheNodes: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	mc := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("fine"), Engine: aws.String("memcached"),
+		CacheNodeType: aws.String("cache.t3.micro"), NumCacheNodes: aws.Int32(1)})
+	memcachedSetGet(t, nodeAddr(mc.CacheNodes[0]), "k", "v")
+	eventually(t, 15*time.Second, func() string {
+		if s := aws.ToString(describeCluster(t, c, "broken").CacheClusterStatus); s != "create-failed" {
+			return "status " + s
+		}
+		return ""
+	})
+	msgs := eventMessages(t, c, "broken")
+	if !hasMessage(msgs, "Failed to create cache cluster") {
+		t.Fatalf("no failure event: %q", msgs)
+	}
+	if !strings.Contains(strings.Join(msgs, "\n"), "bad configuration") {
+		t.Errorf("the failure event does not say why: %q", msgs)
+	}
+	// The available waiter never succeeds on it (create-failed is not in the model's
+	// list of failure states, so the waiter runs to its timeout).
+	w := elasticache.NewCacheClusterAvailableWaiter(c, func(o *elasticache.CacheClusterAvailableWaiterOptions) {
+		o.MinDelay, o.MaxDelay = 20*time.Millisecond, 100*time.Millisecond
+	})
+	if err := w.Wait(ctx(t), &elasticache.DescribeCacheClustersInput{CacheClusterId: aws.String("broken")}, time.Second); err == nil {
+		t.Fatal("the available waiter succeeded on a failed cluster")
+	}
+	if _, err := c.DeleteCacheCluster(ctx(t), &elasticache.DeleteCacheClusterInput{CacheClusterId: aws.String("broken")}); err != nil {
+		t.Fatalf("a failed cluster can be deleted: %v", err)
+	}
+}
+
+func TestDescribeEventsFilters(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	c := h.client("us-east-1")
+	for _, id := range []string{"ev-a", "ev-b"} {
+		createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String(id), Engine: aws.String("memcached"),
+			CacheNodeType: aws.String("cache.t3.micro"), NumCacheNodes: aws.Int32(2)})
+	}
+	all, err := c.DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.Events) < 6 {
+		t.Fatalf("want at least 6 events (2 created, 4 nodes added), got %d", len(all.Events))
+	}
+	for i := 1; i < len(all.Events); i++ {
+		if all.Events[i].Date.After(*all.Events[i-1].Date) {
+			t.Fatal("events are not newest first")
+		}
+	}
+	onlyA := eventMessages(t, c, "ev-a")
+	if len(onlyA) != 3 || !hasMessage(onlyA, "Cache cluster created") {
+		t.Fatalf("events of ev-a: %q", onlyA)
+	}
+	// A window in the past holds nothing; Duration and StartTime do not combine.
+	past := time.Now().Add(-3 * time.Hour)
+	old, err := c.DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{StartTime: aws.Time(past), EndTime: aws.Time(past.Add(time.Hour))})
+	if err != nil || len(old.Events) != 0 {
+		t.Fatalf("events three hours ago: %+v %v", old, err)
+	}
+	_, err = c.DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{StartTime: aws.Time(past), Duration: aws.Int32(10)})
+	wantAPIError(t, err, "InvalidParameterCombination", 400)
+	_, err = c.DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{SourceIdentifier: aws.String("ev-a")})
+	wantAPIError(t, err, "InvalidParameterCombination", 400)
+	_, err = c.DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{Duration: aws.Int32(20161)})
+	wantAPIError(t, err, "InvalidParameterValue", 400)
+	// Pagination: 20 per page through the whole feed, nothing lost.
+	p := elasticache.NewDescribeEventsPaginator(c, &elasticache.DescribeEventsInput{MaxRecords: aws.Int32(20)})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(page.Events)
+	}
+	if n != len(all.Events) {
+		t.Fatalf("paged through %d events, want %d", n, len(all.Events))
+	}
+	// Events are per region.
+	eu, err := h.client("eu-west-1").DescribeEvents(ctx(t), &elasticache.DescribeEventsInput{})
+	if err != nil || len(eu.Events) != 0 {
+		t.Fatalf("events seen from another region: %+v %v", eu, err)
 	}
 }
