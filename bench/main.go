@@ -3,6 +3,10 @@
 // prints throughput and latency percentiles per scenario.
 //
 //	go run ./bench [-scenario describe|describe-pages|modify|all] [-workers 8] [-duration 10s] [-bin path]
+//	go run ./bench -scenario clusters [-samples 20] [-clusters 200] [-workers 8]
+//
+// The clusters scenario (clusters.go) is opt-in: it starts hundreds of real engine
+// processes, so "all" does not include it.
 package main
 
 import (
@@ -42,7 +46,7 @@ const (
 )
 
 var (
-	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify or all")
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three) or clusters")
 	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
 	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
 	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
@@ -148,8 +152,12 @@ func run() error {
 			todo = append(todo, s)
 		}
 	}
-	if len(todo) == 0 || *workers < 1 {
+	clusters := *scenarioFlag == "clusters"
+	if (len(todo) == 0 && !clusters) || *workers < 1 {
 		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
+	}
+	if clusters && (*samples < 1 || *scaleN < 2 || *scaleN > 1000) {
+		return fmt.Errorf("-samples must be at least 1 and -clusters between 2 and 1000 (hoard's node ports are 21000-21999)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -168,12 +176,31 @@ func run() error {
 			return fmt.Errorf("building hoard (run from the module root): %w", err)
 		}
 	}
-	srv, addr, err := startHoard(ctx, bin, tmp)
+	var extra []string
+	if clusters {
+		extra = clusterServeFlags
+	}
+	srv, addr, err := startHoard(ctx, bin, tmp, extra...)
 	if srv != nil {
-		defer srv.stop()
+		// Engine nodes run in their own sessions and outlive hoard by design: after
+		// hoard has stopped, end whatever is still running under tmp, by PID.
+		defer func() {
+			srv.stop()
+			if left := killEngines(tmp, srv.pid()); len(left) > 0 {
+				fmt.Fprintf(os.Stderr, "bench: killed %d engine processes left running under %s: %s\n", len(left), tmp, procList(left))
+			}
+		}()
 	}
 	if err != nil {
 		return err
+	}
+	if clusters {
+		fmt.Printf("hoard %s (pid %d, %s), data and log in %s\n", addr, srv.pid(), strings.Join(extra, " "), tmp)
+		fmt.Printf("client: NumCPU=%d GOMAXPROCS=%d; server and engines on the same machine\n", runtime.NumCPU(), runtime.GOMAXPROCS(0))
+		if err := runClusters(ctx, "http://"+addr, srv.pid(), tmp); err != nil {
+			return fmt.Errorf("clusters: %w", err)
+		}
+		return nil
 	}
 
 	c := &client{ctx: ctx, endpoint: "http://" + addr, signer: v4.NewSigner(),
@@ -300,61 +327,3 @@ func machineCPU() (ticks [3]int) {
 }
 
 func atoi(s string) int { n, _ := strconv.Atoi(s); return n }
-
-var servingLine = regexp.MustCompile(`msg="hoard serving" listen=(\S+)\s`)
-
-// hoard is a running server; exited is closed once it has been waited for.
-type hoard struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startHoard starts hoard on a free loopback port and waits for its serving line.
-// Its stderr (one log line per request) goes straight to a file, not through us.
-func startHoard(ctx context.Context, bin, dir string) (*hoard, string, error) {
-	logf, err := os.Create(filepath.Join(dir, "hoard.log"))
-	if err != nil {
-		return nil, "", err
-	}
-	defer logf.Close() // hoard holds its own descriptor
-	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
-	cmd.Env = append(os.Environ(), "HOARD_ACCESS_KEY_ID="+accessKey,
-		"HOARD_SECRET_ACCESS_KEY="+secretKey, "HOARD_ACCOUNT_ID="+account)
-	cmd.Stderr = logf
-	if err := cmd.Start(); err != nil {
-		return nil, "", err
-	}
-	h := &hoard{cmd: cmd, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); close(h.exited) }()
-	timeout := time.After(20 * time.Second)
-	for {
-		head, _ := os.ReadFile(logf.Name())
-		if m := servingLine.FindSubmatch(head); m != nil {
-			return h, string(m[1]), nil
-		}
-		select {
-		case <-ctx.Done():
-			return h, "", ctx.Err()
-		case <-h.exited:
-			head, _ = os.ReadFile(logf.Name())
-			return h, "", fmt.Errorf("hoard exited before serving (%s):\n%s", cmd.ProcessState, head)
-		case <-timeout:
-			return h, "", fmt.Errorf("hoard did not report serving within 20s:\n%s", head)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-// stop sends SIGTERM to hoard's PID and waits for it to exit; SIGKILL after 15s.
-func (h *hoard) stop() {
-	_ = h.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-h.exited:
-	case <-time.After(15 * time.Second):
-		_ = h.cmd.Process.Kill()
-		<-h.exited
-	}
-	if code := h.cmd.ProcessState.ExitCode(); code != 0 {
-		fmt.Fprintf(os.Stderr, "bench: hoard exited with %d after SIGTERM\n", code)
-	}
-}

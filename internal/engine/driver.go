@@ -81,6 +81,48 @@ type nodeState struct {
 	Engine string            `json:"engine"`
 	Binary string            `json:"binary"`
 	Params map[string]string `json:"params"`
+	// Handle is the node's handle once it has started.
+	Handle *Handle `json:"handle,omitempty"`
+}
+
+// HandleInDir returns the handle of the node last started in dir, as the driver
+// recorded it there. It lets a caller find (and Stop) a node whose handle it
+// failed to store, e.g. when hoard died between Start and saving the handle.
+// Check the handle with Alive before using it as a live node.
+func HandleInDir(dir string) (Handle, bool) {
+	st, err := loadState(dir)
+	if err != nil || st.Handle == nil {
+		return Handle{}, false
+	}
+	return *st.Handle, true
+}
+
+// writeNodeFiles creates dir and writes the node's state file and, when
+// confPath is set, its configuration file.
+func writeNodeFiles(dir string, st *nodeState, confPath string, conf []byte) error {
+	unlock := lockDir(dir)
+	defer unlock()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("node directory: %w", err)
+	}
+	if confPath != "" {
+		if err := writeFileAtomic(confPath, conf, 0o600); err != nil {
+			return err
+		}
+	}
+	return saveState(dir, st)
+}
+
+// recordHandle adds the handle of a started node to its state file.
+func recordHandle(h Handle) error {
+	unlock := lockDir(h.Dir)
+	defer unlock()
+	st, err := loadState(h.Dir)
+	if err != nil {
+		return err
+	}
+	st.Handle = &h
+	return saveState(h.Dir, st)
 }
 
 func loadState(dir string) (*nodeState, error) {
@@ -248,7 +290,10 @@ func ResolveParameterEffects(ctx context.Context, engine, binary string) (map[st
 			}
 			if !ok {
 				table[n] = ParamEffect{Effect: NoEffect, Note: filepath.Base(path) + " has no " + target + " directive"}
+				continue
 			}
+			e.Note = strings.TrimSuffix(strings.TrimSuffix(e.Note, noDirectiveNote), "; ")
+			table[n] = e
 		}
 	}
 	return table, nil

@@ -40,7 +40,14 @@ type Driver interface {
 	Stop(ctx context.Context, h Handle) error
 	// Apply sets parameters on the running node where the engine can change them at
 	// runtime, and returns the names it could not apply without a restart.
+	// Parameters whose value is already in effect are skipped, and parameters
+	// without effect (see ParameterEffects) are recorded but never returned.
+	// needRestart is meaningful even when err is not nil; err then reports
+	// values the engine rejected.
 	Apply(ctx context.Context, h Handle, params map[string]string) (needRestart []string, err error)
-	// Get reads the running node's value of a parameter (for tests and inspection).
+	// Get reads the running node's value of a parameter (for tests and inspection),
+	// in the parameter's units. Mapped parameters read back their effect (redis
+	// maxmemory is the limit after reserved memory; memcached max_cache_memory is
+	// -m); parameters without an engine counterpart return the recorded value.
 	Get(ctx context.Context, h Handle, name string) (string, error)
 }

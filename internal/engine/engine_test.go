@@ -649,3 +649,15 @@ func TestValkeyDriver(t *testing.T) {
 		}
 	}
 }
+
+func TestHandleInDir(t *testing.T) {
+	spec := memcachedSpec(t, nil)
+	h := startNode(t, newDriver(t, "memcached"), spec)
+	got, ok := HandleInDir(spec.Dir)
+	if !ok || got != h {
+		t.Fatalf("HandleInDir = %+v, %v; want %+v", got, ok, h)
+	}
+	if _, ok := HandleInDir(t.TempDir()); ok {
+		t.Error("handle in an empty directory")
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,12 +30,7 @@ func (d *memcachedDriver) Start(ctx context.Context, spec Spec) (Handle, error) 
 	if err != nil {
 		return Handle{}, err
 	}
-	unlock := lockDir(spec.Dir)
-	defer unlock()
-	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
-		return Handle{}, fmt.Errorf("node directory: %w", err)
-	}
-	if err := saveState(spec.Dir, &nodeState{Engine: "memcached", Binary: path, Params: params}); err != nil {
+	if err := writeNodeFiles(spec.Dir, &nodeState{Engine: "memcached", Binary: path, Params: params}, "", nil); err != nil {
 		return Handle{}, err
 	}
 	return launch(ctx, path, args, spec, memcachedProbe)

@@ -63,7 +63,7 @@ var memcachedEffects = map[string]ParamEffect{
 	"slab_chunk_max": {Effect: Applied, Target: "-o slab_chunk_max",
 		Note: "bytes; when it does not fit max_item_size (memcached wants it <= -I, dividing -I and 1 MB) the largest power of two that fits is used"},
 	"expirezero_does_not_evict": {Effect: Applied, Target: "-o expirezero_does_not_evict",
-		Note: "-o expirezero_does_not_evict when 1; memcached 1.6 no longer has the option, so there it has no effect"},
+		Note: "-o expirezero_does_not_evict when 1, where the binary has the option (memcached 1.6 does not)"},
 	"maxconns_fast":     {Effect: Applied, Target: "-o maxconns_fast / no_maxconns_fast"},
 	"inline_ascii_resp": {Effect: Applied, Target: "-o inline_ascii_resp / no_inline_ascii_resp"},
 	"modern":            {Effect: Applied, Target: "-o modern", Note: "written first, so the individual parameters override it; a no-op in memcached 1.6"},

@@ -419,12 +419,15 @@ var redisCatalogueNames = []string{
 // redis 7.0.15 by the tests).
 var redisImmutable = map[string]bool{"databases": true, "cluster-enabled": true}
 
+// noDirectiveNote ends the note of the pass-through parameters in the static
+// table; ResolveParameterEffects settles it for a binary.
+const noDirectiveNote = "no effect when the binary has no such directive"
+
 // redisEffects is the ParameterEffects table of redis and valkey.
 func redisEffects() map[string]ParamEffect {
 	m := map[string]ParamEffect{}
 	for _, n := range redisCatalogueNames {
-		e := ParamEffect{Effect: Applied, Target: n, Runtime: !redisImmutable[n],
-			Note: "no effect when the binary has no such directive"}
+		e := ParamEffect{Effect: Applied, Target: n, Runtime: !redisImmutable[n], Note: noDirectiveNote}
 		if modern, ok := redisModern[n]; ok {
 			e.Note = noteList("alias of "+modern+", which wins when both are given", e.Note)
 		}

@@ -11,6 +11,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -347,18 +348,28 @@ func launch(ctx context.Context, binary string, args []string, spec Spec, probe 
 		_ = stopProcess(context.Background(), h.PID, h.StartTime)
 		return Handle{}, fmt.Errorf("%s: %w", filepath.Base(binary), err)
 	}
+	if err := recordHandle(s.handle); err != nil {
+		h := s.handle
+		_ = stopProcess(context.Background(), h.PID, h.StartTime)
+		return Handle{}, fmt.Errorf("recording the node's handle: %w", err)
+	}
 	return s.handle, nil
 }
 
 // listensOn reports whether pid holds a listening TCP socket on port. It finds
-// the inodes of the sockets listening on port in the process's network
-// namespace, then looks for one of them among the process's open files. When
-// the process's files cannot be read (no permission) it answers true: the
-// caller has already checked the process.
+// the inodes of the sockets listening on port (through sock_diag, or
+// /proc/<pid>/net/tcp{,6} where that is unavailable), then looks for one of
+// them among the process's open files, which are scanned in fd order (a
+// listening socket is opened early, so the scan stops soon even on a node with
+// many clients). When the process's files cannot be read (no permission) it
+// answers true: the caller has already checked the process.
 func listensOn(pid, port int) bool {
-	inodes := map[string]bool{}
-	for _, f := range []string{"tcp", "tcp6"} {
-		listeningInodes(fmt.Sprintf("/proc/%d/net/%s", pid, f), port, inodes)
+	inodes, err := listeningInodesDiag(port)
+	if err != nil {
+		inodes = map[string]bool{}
+		for _, f := range []string{"tcp", "tcp6"} {
+			listeningInodes(fmt.Sprintf("/proc/%d/net/%s", pid, f), port, inodes)
+		}
 	}
 	if len(inodes) == 0 {
 		return false
@@ -382,6 +393,70 @@ func listensOn(pid, port int) bool {
 			return false
 		}
 	}
+}
+
+// listeningInodesDiag asks the kernel (NETLINK_SOCK_DIAG) for the TCP sockets
+// in LISTEN state and returns the inodes of those on port. Asking for listening
+// sockets only keeps the dump small whatever the number of connections, where
+// /proc/net/tcp lists every socket of the namespace.
+func listeningInodesDiag(port int) (map[string]bool, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	tv := unix.NsecToTimeval(int64(time.Second))
+	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	const (
+		sockDiagByFamily = 20
+		tcpListen        = 10
+		reqLen           = unix.NLMSG_HDRLEN + 56 // nlmsghdr + inet_diag_req_v2
+	)
+	inodes := map[string]bool{}
+	buf := make([]byte, 64<<10)
+	for i, family := range []byte{unix.AF_INET, unix.AF_INET6} {
+		req := make([]byte, reqLen)
+		ne := binary.NativeEndian
+		ne.PutUint32(req[0:], reqLen)
+		ne.PutUint16(req[4:], sockDiagByFamily)
+		ne.PutUint16(req[6:], unix.NLM_F_REQUEST|unix.NLM_F_DUMP)
+		ne.PutUint32(req[8:], uint32(i+1)) // sequence
+		req[16] = family
+		req[17] = unix.IPPROTO_TCP
+		ne.PutUint32(req[20:], 1<<tcpListen) // idiag_states
+		if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+			return nil, err
+		}
+	recv:
+		for {
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				return nil, err
+			}
+			msgs, err := syscall.ParseNetlinkMessage(buf[:n])
+			if err != nil {
+				return nil, err
+			}
+			for _, m := range msgs {
+				switch m.Header.Type {
+				case unix.NLMSG_DONE:
+					break recv
+				case unix.NLMSG_ERROR:
+					return nil, errors.New("sock_diag: netlink error")
+				}
+				// inet_diag_msg: family, state, timer, retrans (4 bytes), then
+				// inet_diag_sockid (sport big-endian first; 48 bytes), expires,
+				// rqueue, wqueue, uid, inode.
+				if len(m.Data) < 72 {
+					continue
+				}
+				if int(binary.BigEndian.Uint16(m.Data[4:])) == port {
+					inodes[strconv.FormatUint(uint64(ne.Uint32(m.Data[68:])), 10)] = true
+				}
+			}
+		}
+	}
+	return inodes, nil
 }
 
 // listeningInodes adds to inodes the inode of every socket in LISTEN state (0A)

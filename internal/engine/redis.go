@@ -45,16 +45,9 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 	if err != nil {
 		return Handle{}, fmt.Errorf("%s parameters: %w", d.engine, err)
 	}
-	unlock := lockDir(spec.Dir)
-	defer unlock()
-	if err := os.MkdirAll(spec.Dir, 0o755); err != nil {
-		return Handle{}, fmt.Errorf("node directory: %w", err)
-	}
 	confPath := filepath.Join(spec.Dir, ConfFile)
-	if err := writeFileAtomic(confPath, []byte(conf), 0o600); err != nil {
-		return Handle{}, err
-	}
-	if err := saveState(spec.Dir, &nodeState{Engine: d.engine, Binary: path, Params: params}); err != nil {
+	if err := writeNodeFiles(spec.Dir, &nodeState{Engine: d.engine, Binary: path, Params: params},
+		confPath, []byte(conf)); err != nil {
 		return Handle{}, err
 	}
 	return launch(ctx, path, []string{confPath}, spec, redisProbe)

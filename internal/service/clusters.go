@@ -409,7 +409,11 @@ func (s *Service) DescribeCacheClusters(ctx context.Context, in *ecapi.DescribeC
 		return nil, err
 	}
 	sort.Slice(clusters, func(i, j int) bool { return clusters[i].ID < clusters[j].ID })
-	start, end, next, err := page(in.MaxRecords, in.Marker, len(clusters))
+	keys := make([]string, len(clusters))
+	for i := range clusters {
+		keys[i] = clusters[i].ID
+	}
+	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
 	if err != nil {
 		return nil, err
 	}

@@ -102,23 +102,28 @@ func (s *Service) DescribeEvents(ctx context.Context, in *ecapi.DescribeEventsMe
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("StartTime must be before EndTime.")
 	}
 	var events []event
+	var keys []string
 	err := s.store.View(func(tx *store.Tx) error {
-		all, err := store.ScanAs[event](tx, tableEvents, c.scope())
-		for _, e := range all {
+		return tx.Scan(tableEvents, c.scope(), func(key string, raw []byte) error {
+			var e event
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return err
+			}
 			if e.Date.Before(start) || e.Date.After(end) ||
 				in.SourceType != "" && e.SourceType != in.SourceType ||
 				in.SourceIdentifier != "" && e.SourceID != in.SourceIdentifier {
-				continue
+				return nil
 			}
-			events = append(events, e)
-		}
-		return err
+			events, keys = append(events, e), append(keys, key)
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
 	}
 	slices.Reverse(events)
-	first, last, next, err := page(in.MaxRecords, in.Marker, len(events))
+	slices.Reverse(keys)
+	first, last, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
 	if err != nil {
 		return nil, err
 	}

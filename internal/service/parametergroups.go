@@ -146,7 +146,11 @@ func (s *Service) DescribeCacheParameterGroups(ctx context.Context, in *ecapi.De
 		return nil, err
 	}
 	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
-	start, end, next, err := page(in.MaxRecords, in.Marker, len(groups))
+	keys := make([]string, len(groups))
+	for i, g := range groups {
+		keys[i] = g.Name
+	}
+	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
 	if err != nil {
 		return nil, err
 	}

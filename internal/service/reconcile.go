@@ -1,7 +1,9 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -134,8 +136,16 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 		}()
 	}
 	wg.Wait()
+	if changesNothing(cl, results) {
+		return nil
+	}
 	return s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
-		return s.recordResults(tx, cl, fresh, results)
+		for _, e := range applyResults(cl, fresh, results) {
+			if err := s.recordEvent(tx, fresh.caller(), EventsCacheCluster, fresh.ID, "%s", e); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
@@ -198,10 +208,11 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 	return r
 }
 
-// recordResults writes a pass's outcome into the cluster as it is now, which may
-// have changed since the pass read it (a delete, a reboot, a group change).
-func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []nodeResult) error {
-	c := fresh.caller()
+// applyResults folds a pass's outcome into the cluster as it is now, which may
+// have changed since the pass read it (a delete, a reboot, a group change), and
+// returns the events to record. It changes nothing else, so it can also be tried
+// on a copy to learn whether a pass changed anything at all.
+func applyResults(seen, fresh *cluster, results []nodeResult) (events []string) {
 	var kept []*node
 	var failures []string
 	for i, r := range results {
@@ -210,11 +221,7 @@ func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []no
 		if n == nil {
 			continue
 		}
-		for _, e := range r.events {
-			if err := s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "%s", e); err != nil {
-				return err
-			}
-		}
+		events = append(events, r.events...)
 		if r.removed {
 			n.Remove, n.Handle = true, nil
 			continue
@@ -223,9 +230,7 @@ func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []no
 			failures = append(failures, fmt.Sprintf("node %s: %v", id, r.err))
 			if n.LastError != r.err.Error() {
 				n.LastError = r.err.Error()
-				if err := s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache node %s failed: %v", id, r.err); err != nil {
-					return err
-				}
+				events = append(events, fmt.Sprintf("Cache node %s failed: %v", id, r.err))
 			}
 		} else {
 			n.LastError = ""
@@ -248,11 +253,11 @@ func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []no
 	}
 	fresh.Nodes = kept
 	if fresh.Status == statusDeleting {
-		return nil
+		return events
 	}
 	if len(failures) > 0 && fresh.Status == statusCreating {
 		fresh.Status, fresh.FailureReason = statusFailed, strings.Join(failures, "; ")
-		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Failed to create cache cluster: %s", fresh.FailureReason)
+		return append(events, "Failed to create cache cluster: "+fresh.FailureReason)
 	}
 	settled := len(failures) == 0
 	anyPending := false
@@ -267,22 +272,41 @@ func (s *Service) recordResults(tx *store.Tx, seen, fresh *cluster, results []no
 		}
 	}
 	if !settled {
-		return nil
+		return events
 	}
 	switch fresh.Status {
 	case statusCreating:
 		fresh.Status = statusAvailable
-		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster created")
+		events = append(events, "Cache cluster created")
 	case statusRebooting:
 		fresh.Status = statusAvailable
-		return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster rebooted")
+		events = append(events, "Cache cluster rebooted")
 	case statusModifying:
 		if fresh.ParamStatus != applyApplying {
 			fresh.Status = statusAvailable
-			return s.recordEvent(tx, c, EventsCacheCluster, fresh.ID, "Cache cluster modified")
+			events = append(events, "Cache cluster modified")
 		}
 	}
-	return nil
+	return events
+}
+
+// changesNothing reports whether a pass's results would leave the cluster as it
+// was and record no event: then the pass writes nothing (most passes, when all
+// nodes are healthy, so a quiet hoard does not fsync once per cluster per second).
+func changesNothing(cl *cluster, results []nodeResult) bool {
+	before, err := json.Marshal(cl)
+	if err != nil {
+		return false
+	}
+	var probe cluster
+	if json.Unmarshal(before, &probe) != nil {
+		return false
+	}
+	if len(applyResults(cl, &probe, results)) > 0 {
+		return false
+	}
+	after, err := json.Marshal(&probe)
+	return err == nil && bytes.Equal(before, after)
 }
 
 // finishDelete stops every node of a deleting cluster and removes it.

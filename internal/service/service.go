@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"sort"
 	"strings"
 	"time"
 
@@ -132,6 +133,39 @@ func page(maxRecords *int32, marker string, total int) (start, end int, next str
 	end = min(start+limit, total)
 	if end < total {
 		next = encodeMarker(end)
+	}
+	return start, end, next, nil
+}
+
+// pageByKey pages through a list that can change between calls (resources being
+// created and deleted): keys are the items' unique keys in list order, ascending or
+// descending, and the marker names the last key returned, so the next page starts
+// after it wherever it now is, even if it has been deleted.
+func pageByKey(maxRecords *int32, marker string, keys []string) (start, end int, next string, err error) {
+	limit := 100
+	if maxRecords != nil {
+		if *maxRecords < 20 || *maxRecords > 100 {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("MaxRecords must be between 20 and 100, got %d.", *maxRecords)
+		}
+		limit = int(*maxRecords)
+	}
+	if marker != "" {
+		raw, derr := base64.RawURLEncoding.DecodeString(marker)
+		after, ok := strings.CutPrefix(string(raw), "after:")
+		if derr != nil || !ok {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("Invalid marker: %s", marker)
+		}
+		descending := len(keys) > 1 && keys[0] > keys[len(keys)-1]
+		start = sort.Search(len(keys), func(i int) bool {
+			if descending {
+				return keys[i] < after
+			}
+			return keys[i] > after
+		})
+	}
+	end = min(start+limit, len(keys))
+	if end < len(keys) {
+		next = base64.RawURLEncoding.EncodeToString([]byte("after:" + keys[end-1]))
 	}
 	return start, end, next, nil
 }

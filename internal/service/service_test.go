@@ -1,6 +1,7 @@
 package service
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/hoardcache/hoard/internal/apierr"
@@ -92,5 +93,34 @@ func TestVersions(t *testing.T) {
 		if versionMatches(c.req, c.installed) != c.ok {
 			t.Errorf("versionMatches(%s, %s) != %v", c.req, c.installed, c.ok)
 		}
+	}
+}
+
+// Markers of changing lists survive deletions: the next page starts after the last
+// key returned, wherever that now is.
+func TestPageByKeySurvivesDeletions(t *testing.T) {
+	keys := make([]string, 50)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("c%03d", i)
+	}
+	_, end, marker, err := pageByKey(int32p(20), "", keys)
+	if err != nil || end != 20 || marker == "" {
+		t.Fatalf("first page: %d %q %v", end, marker, err)
+	}
+	// Ten earlier items, and the last one returned, are deleted before the next call.
+	shrunk := append([]string(nil), keys[11:19]...)
+	shrunk = append(shrunk, keys[20:]...)
+	start, end, _, err := pageByKey(int32p(20), marker, shrunk)
+	if err != nil || shrunk[start] != "c020" || end-start != 20 {
+		t.Fatalf("after deletions the next page starts at %s (%d..%d), %v", shrunk[start], start, end, err)
+	}
+	// Newest-first lists page the same way.
+	desc := []string{"e9", "e8", "e7", "e6", "e5", "e4", "e3", "e2", "e1", "e0", "d9", "d8", "d7", "d6", "d5", "d4", "d3", "d2", "d1", "d0", "c9"}
+	_, _, marker, _ = pageByKey(int32p(20), "", desc)
+	if start, _, _, _ := pageByKey(int32p(20), marker, desc); desc[start] != "c9" {
+		t.Fatalf("descending next page starts at %s", desc[start])
+	}
+	if _, _, _, err := pageByKey(nil, "bm9wZQ", keys); !apierr.InvalidParameterValue.Is(err) {
+		t.Fatalf("a foreign marker: %v", err)
 	}
 }
