@@ -153,6 +153,11 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *cluster, n *node, binary string, desired map[string]string) nodeResult {
 	family, _ := catalog.Lookup(cl.Family)
 	start := func(why string) nodeResult {
+		// A node hoard started but died before recording (its handle is only in the
+		// node's directory) would hold the port: stop it first.
+		if orphan, ok := engine.HandleInDir(s.nodeDir(cl, n)); ok && (n.Handle == nil || *n.Handle != orphan) {
+			_ = drv.Stop(ctx, orphan)
+		}
 		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost, Port: n.Port, Params: desired})
 		if err != nil {
 			return nodeResult{err: err}
