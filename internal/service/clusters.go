@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -408,19 +407,14 @@ func (s *Service) DescribeCacheClusters(ctx context.Context, in *ecapi.DescribeC
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(clusters, func(i, j int) bool { return clusters[i].ID < clusters[j].ID })
-	keys := make([]string, len(clusters))
-	for i := range clusters {
-		keys[i] = clusters[i].ID
-	}
-	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
+	clusters, next, err := pageSorted(clusters, func(cl cluster) string { return cl.ID }, in.MaxRecords, in.Marker)
 	if err != nil {
 		return nil, err
 	}
 	out := &ecapi.CacheClusterMessage{Marker: next, CacheClusters: []ecapi.CacheCluster{}}
 	showNodes := in.ShowCacheNodeInfo != nil && *in.ShowCacheNodeInfo
-	for i := range clusters[start:end] {
-		out.CacheClusters = append(out.CacheClusters, *s.clusterShape(&clusters[start+i], showNodes))
+	for i := range clusters {
+		out.CacheClusters = append(out.CacheClusters, *s.clusterShape(&clusters[i], showNodes))
 	}
 	return out, nil
 }

@@ -145,17 +145,12 @@ func (s *Service) DescribeCacheParameterGroups(ctx context.Context, in *ecapi.De
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
-	keys := make([]string, len(groups))
-	for i, g := range groups {
-		keys[i] = g.Name
-	}
-	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
+	groups, next, err := pageSorted(groups, func(g *paramGroup) string { return g.Name }, in.MaxRecords, in.Marker)
 	if err != nil {
 		return nil, err
 	}
 	out := &ecapi.CacheParameterGroupsMessage{Marker: next, CacheParameterGroups: []ecapi.CacheParameterGroup{}}
-	for _, g := range groups[start:end] {
+	for _, g := range groups {
 		out.CacheParameterGroups = append(out.CacheParameterGroups, g.shape(c))
 	}
 	return out, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -140,17 +139,12 @@ func (s *Service) DescribeCacheSecurityGroups(ctx context.Context, in *ecapi.Des
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
-	keys := make([]string, len(groups))
-	for i, g := range groups {
-		keys[i] = g.Name
-	}
-	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
+	groups, next, err := pageSorted(groups, func(g *securityGroup) string { return g.Name }, in.MaxRecords, in.Marker)
 	if err != nil {
 		return nil, err
 	}
 	out := &ecapi.CacheSecurityGroupMessage{Marker: next, CacheSecurityGroups: []ecapi.CacheSecurityGroup{}}
-	for _, g := range groups[start:end] {
+	for _, g := range groups {
 		out.CacheSecurityGroups = append(out.CacheSecurityGroups, g.shape(c))
 	}
 	return out, nil

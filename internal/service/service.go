@@ -170,6 +170,21 @@ func pageByKey(maxRecords *int32, marker string, keys []string) (start, end int,
 	return start, end, next, nil
 }
 
+// pageSorted sorts items by name and returns the page the marker asks for, with
+// the marker of the next page.
+func pageSorted[T any](items []T, name func(T) string, maxRecords *int32, marker string) ([]T, string, error) {
+	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = name(it)
+	}
+	start, end, next, err := pageByKey(maxRecords, marker, keys)
+	if err != nil {
+		return nil, "", err
+	}
+	return items[start:end], next, nil
+}
+
 // Markers are opaque to clients: the offset of the next item, base64-encoded.
 func encodeMarker(offset int) string {
 	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "offset:%d", offset))

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"sort"
 	"strings"
 	"time"
 
@@ -272,17 +271,12 @@ func (s *Service) DescribeCacheSubnetGroups(ctx context.Context, in *ecapi.Descr
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(groups, func(i, j int) bool { return groups[i].Name < groups[j].Name })
-	keys := make([]string, len(groups))
-	for i, g := range groups {
-		keys[i] = g.Name
-	}
-	start, end, next, err := pageByKey(in.MaxRecords, in.Marker, keys)
+	groups, next, err := pageSorted(groups, func(g *subnetGroup) string { return g.Name }, in.MaxRecords, in.Marker)
 	if err != nil {
 		return nil, err
 	}
 	out := &ecapi.CacheSubnetGroupMessage{Marker: next, CacheSubnetGroups: []ecapi.CacheSubnetGroup{}}
-	for _, g := range groups[start:end] {
+	for _, g := range groups {
 		out.CacheSubnetGroups = append(out.CacheSubnetGroups, g.shape(c))
 	}
 	return out, nil
