@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hoardcache/hoard/internal/api"
+	"github.com/hoardcache/hoard/internal/blob"
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/hoardcache/hoard/internal/service"
@@ -72,6 +73,7 @@ func serve(args []string) error {
 	fs.IntVar(&quotas.NodesPerRegion, "quota-nodes-per-region", quotas.NodesPerRegion, "cache nodes per account and region")
 	fs.IntVar(&quotas.SubnetGroups, "quota-subnet-groups", quotas.SubnetGroups, "custom cache subnet groups per account and region")
 	fs.IntVar(&quotas.SecurityGroups, "quota-security-groups", quotas.SecurityGroups, "custom cache security groups per account and region")
+	fs.IntVar(&quotas.ManualSnapshotsPerDay, "quota-manual-snapshots-per-day", quotas.ManualSnapshotsPerDay, "manual snapshots per node in any 24 hours")
 	advertiseHost := fs.String("advertise-host", "127.0.0.1", "address engine nodes bind and endpoints name")
 	nodePorts := fs.String("node-ports", fmt.Sprintf("%d-%d", service.DefaultNodePorts.First, service.DefaultNodePorts.Last), "port range for engine nodes")
 	reconcileInterval := fs.Duration("reconcile-interval", time.Second, "how often node health is checked even when nothing changes")
@@ -109,8 +111,13 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	buckets, err := bucketStorage(*s3Endpoint, *region, *dataDir)
+	if err != nil {
+		return err
+	}
 	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas, Drivers: drivers, DataDir: *dataDir,
-		AdvertiseHost: *advertiseHost, NodePorts: ports, ReconcileInterval: *reconcileInterval, Log: log})
+		AdvertiseHost: *advertiseHost, NodePorts: ports, ReconcileInterval: *reconcileInterval, Log: log,
+		Buckets: buckets, BucketMessage: blob.Message})
 	reconcilerDone := make(chan struct{})
 	go func() {
 		defer close(reconcilerDone)
@@ -189,4 +196,37 @@ func engineDrivers(engines []service.EngineVersion) (map[string]engine.Driver, e
 		drivers[ev.Engine] = d
 	}
 	return drivers, nil
+}
+
+// bucketStorage is the S3-compatible endpoint when one is given, else bucket
+// directories under <data-dir>/s3/.
+func bucketStorage(endpoint, region, dataDir string) (service.Buckets, error) {
+	if endpoint == "" {
+		root := filepath.Join(dataDir, "s3")
+		if err := os.MkdirAll(root, 0o700); err != nil {
+			return nil, err
+		}
+		return callerRegionBuckets{blob.NewLocal(root)}, nil
+	}
+	id, secret := os.Getenv("HOARD_S3_ACCESS_KEY_ID"), os.Getenv("HOARD_S3_SECRET_ACCESS_KEY")
+	if id == "" || secret == "" {
+		return nil, errors.New("--s3-endpoint needs HOARD_S3_ACCESS_KEY_ID and HOARD_S3_SECRET_ACCESS_KEY")
+	}
+	st, err := blob.NewS3(blob.S3Config{Endpoint: endpoint, Region: region, AccessKeyID: id, SecretAccessKey: secret})
+	if err != nil {
+		return nil, err
+	}
+	return callerRegionBuckets{st}, nil
+}
+
+// callerRegionBuckets checks buckets against the region of the request: a snapshot
+// exports only to a bucket in its own region, as on ElastiCache.
+type callerRegionBuckets struct{ blob.Storage }
+
+func (b callerRegionBuckets) Export(ctx context.Context, path, bucket, key string) error {
+	return b.Storage.Export(blob.WithRegion(ctx, service.CallerOf(ctx).Region), path, bucket, key)
+}
+
+func (b callerRegionBuckets) Fetch(ctx context.Context, bucket, key, path string) error {
+	return b.Storage.Fetch(blob.WithRegion(ctx, service.CallerOf(ctx).Region), bucket, key, path)
 }

@@ -69,6 +69,11 @@ func operations() map[string]handler {
 		"DeleteCacheCluster":               op((*service.Service).DeleteCacheCluster),
 		"RebootCacheCluster":               op((*service.Service).RebootCacheCluster),
 		"ListAllowedNodeTypeModifications": op((*service.Service).ListAllowedNodeTypeModifications),
+		// Snapshots
+		"CreateSnapshot":    op((*service.Service).CreateSnapshot),
+		"DescribeSnapshots": op((*service.Service).DescribeSnapshots),
+		"CopySnapshot":      op((*service.Service).CopySnapshot),
+		"DeleteSnapshot":    op((*service.Service).DeleteSnapshot),
 		// Events
 		"DescribeEvents": op((*service.Service).DescribeEvents),
 		// Engines

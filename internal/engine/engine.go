@@ -14,6 +14,9 @@ type Spec struct {
 	// max_cache_memory, and the group's overrides). The driver maps them to the
 	// engine's own configuration; names it has no mapping for are ignored.
 	Params map[string]string
+	// SeedRDB names an RDB file the node loads its data from when it starts (a
+	// restore); "" starts the node empty. The file is copied, never moved or changed.
+	SeedRDB string
 }
 
 // Handle identifies a running node process. It is persisted, so that a restarted
@@ -50,4 +53,13 @@ type Driver interface {
 	// maxmemory is the limit after reserved memory; memcached max_cache_memory is
 	// -m); parameters without an engine counterpart return the recorded value.
 	Get(ctx context.Context, h Handle, name string) (string, error)
+}
+
+// Snapshotter is implemented by drivers whose engine can write a point-in-time
+// copy of a running node's data (redis and valkey: an RDB file).
+type Snapshotter interface {
+	// Snapshot writes a consistent point-in-time RDB of the running node to a new
+	// file at path (created with 0600, fsynced before returning) and returns its
+	// size. The node keeps serving meanwhile. On error no file is left at path.
+	Snapshot(ctx context.Context, h Handle, path string) (int64, error)
 }

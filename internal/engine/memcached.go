@@ -21,6 +21,9 @@ func (d *memcachedDriver) Start(ctx context.Context, spec Spec) (Handle, error) 
 	if err != nil {
 		return Handle{}, err
 	}
+	if spec.SeedRDB != "" {
+		return Handle{}, errors.New("memcached nodes cannot be restored from an RDB (SeedRDB)")
+	}
 	opts, err := memcachedOptions(ctx, path)
 	if err != nil {
 		return Handle{}, err

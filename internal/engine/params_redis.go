@@ -68,7 +68,7 @@ var redisHoardControlled = map[string]bool{
 	"port": true, "bind": true, "dir": true, "daemonize": true, "logfile": true,
 	"pidfile": true, "include": true, "supervised": true, "unixsocket": true,
 	"unixsocketperm": true, "syslog-enabled": true, "protected-mode": true,
-	"rename-command": true,
+	"rename-command": true, "dbfilename": true,
 }
 
 // redisNoEffect are ElastiCache-only parameters with no redis counterpart.
@@ -371,14 +371,22 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 	for _, s := range settings {
 		set[s.name] = true
 	}
+	line("dbfilename", redisDBFilename)
 	// ElastiCache nodes do not persist unless asked to.
 	if !set["save"] {
 		line("save", "")
 	}
-	if !set["appendonly"] {
+	// A node restored from a seed RDB starts with the AOF off, whatever its
+	// parameters: with appendonly on redis would load the (missing or old)
+	// AOF instead of the seed. Start turns the AOF on once the seed is loaded.
+	seeding := spec.SeedRDB != ""
+	if !set["appendonly"] || seeding {
 		line("appendonly", "no")
 	}
 	for _, s := range settings {
+		if seeding && s.name == "appendonly" {
+			continue
+		}
 		line(s.name, s.args...)
 	}
 	pairs, err := parseRenameCommands(spec.Params["rename-commands"])

@@ -36,6 +36,10 @@ var (
 	ReadyTimeout = 10 * time.Second
 	// AliveTimeout bounds the port check Alive makes.
 	AliveTimeout = time.Second
+	// LoadTimeout bounds how long Start waits for a node that answers but is
+	// still loading its data (redis -LOADING: a restore from a large RDB, or a
+	// node's own persistence files).
+	LoadTimeout = 10 * time.Minute
 	// readyPollInterval is the pause between two readiness probes.
 	readyPollInterval = 2 * time.Millisecond
 	// killWait bounds the wait for a SIGKILLed process to disappear.
@@ -297,12 +301,14 @@ func alive(ctx context.Context, h Handle, probe probeFunc) bool {
 
 // waitReady polls the node until the probe says it is ready and the port that
 // answered is the node's own, the process exits, ReadyTimeout passes or ctx ends.
+// A node that answers that it is still loading its data (errNotReady) is given
+// up to LoadTimeout from the start instead of ReadyTimeout.
 func waitReady(ctx context.Context, s *started, probe probeFunc) error {
 	h := s.handle
 	addr := hostPort(h.Host, h.Port)
-	deadline := time.Now().Add(ReadyTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+	start := time.Now()
+	deadline := start.Add(ReadyTimeout)
+	limit := ReadyTimeout
 	var last error
 	for {
 		select {
@@ -321,17 +327,33 @@ func waitReady(ctx context.Context, s *started, probe probeFunc) error {
 			}
 			err = fmt.Errorf("%s answers, but not from pid %d", addr, h.PID)
 		}
+		if errors.Is(err, errNotReady) && LoadTimeout > limit && listensOn(h.PID, h.Port) {
+			// Our node answers and is loading its data: that may take
+			// longer than a start.
+			limit = LoadTimeout
+			deadline = start.Add(LoadTimeout)
+		}
 		last = err
+		wait := time.Until(deadline)
+		if wait > readyPollInterval {
+			wait = readyPollInterval
+		}
+		timedOut := func() error {
+			return fmt.Errorf("node %s (pid %d) did not become ready within %s (last probe: %v)%s", addr, h.PID, limit, last, logTailMessage(h.Dir))
+		}
+		if wait <= 0 {
+			return timedOut()
+		}
 		select {
 		case <-s.exited:
 			return fmt.Errorf("node exited during start-up (%v)%s", s.waitErr(), logTailMessage(h.Dir))
 		case <-ctx.Done():
-			why := "did not become ready within " + ReadyTimeout.String()
-			if ctx.Err() == context.Canceled {
-				why = "start cancelled"
+			why := "start cancelled"
+			if ctx.Err() == context.DeadlineExceeded {
+				why = "start timed out (" + ctx.Err().Error() + ")"
 			}
 			return fmt.Errorf("node %s (pid %d) %s (last probe: %v)%s", addr, h.PID, why, last, logTailMessage(h.Dir))
-		case <-time.After(readyPollInterval):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -27,10 +27,24 @@ type redisDriver struct {
 }
 
 // Start writes Dir/redis.conf from spec and runs `<binary> Dir/redis.conf`.
+//
+// With spec.SeedRDB the node is restored: the file is checked to be an RDB,
+// copied to Dir/dump.rdb (the dbfilename hoard gives every node), loaded by
+// redis as it starts, and once the node is ready the copy is removed (unless the
+// node persists to RDB itself, with save points), so that a later start of the
+// node does not load it again. Without a seed, a node without RDB save points
+// starts empty: a dump.rdb left in Dir (by a restore interrupted by a crash of
+// hoard, a disk-based replication sync or a client's SAVE) is removed first, as
+// an ElastiCache node comes back empty after a replacement or a reboot.
 func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 	path, err := resolveSpec(d.engine, spec)
 	if err != nil {
 		return Handle{}, err
+	}
+	if spec.SeedRDB != "" {
+		if _, err := checkRDBFile(spec.SeedRDB); err != nil {
+			return Handle{}, fmt.Errorf("seed RDB: %w", err)
+		}
 	}
 	dirs, err := redisDirectives(ctx, path)
 	if err != nil {
@@ -50,7 +64,69 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 		confPath, []byte(conf)); err != nil {
 		return Handle{}, err
 	}
-	return launch(ctx, path, []string{confPath}, spec, redisProbe)
+	dump := filepath.Join(spec.Dir, redisDBFilename)
+	persists := savesRDB(settings)
+	if spec.SeedRDB == "" {
+		if !persists {
+			if err := removeIfExists(dump); err != nil {
+				return Handle{}, fmt.Errorf("removing the stale %s: %w", dump, err)
+			}
+		}
+		return launch(ctx, path, []string{confPath}, spec, redisProbe)
+	}
+
+	if err := copySeed(spec.SeedRDB, dump); err != nil {
+		return Handle{}, fmt.Errorf("seed RDB: %w", err)
+	}
+	h, err := launch(ctx, path, []string{confPath}, spec, redisProbe)
+	if err != nil {
+		_ = removeIfExists(dump)
+		if why := seedRefusal(spec.Dir); why != "" {
+			return Handle{}, fmt.Errorf("%s refused the seed RDB %s: %s: %w", filepath.Base(path), spec.SeedRDB, why, err)
+		}
+		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.SeedRDB, err)
+	}
+	if err := finishRestore(ctx, h, params, settings, dump, persists); err != nil {
+		_ = stopProcess(context.Background(), h.PID, h.StartTime)
+		_ = removeIfExists(dump)
+		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.SeedRDB, err)
+	}
+	return h, nil
+}
+
+// finishRestore completes the start of a node that loaded a seed: it turns the
+// AOF on if the parameters ask for it (the node started with it off so as to
+// load the seed; redis rewrites the AOF from the loaded data), and removes the
+// seed copy unless the node persists to RDB.
+func finishRestore(ctx context.Context, h Handle, params map[string]string, settings []redisSetting, dump string, persists bool) error {
+	for _, s := range settings {
+		if s.name != "appendonly" || !strings.EqualFold(s.value(), "yes") {
+			continue
+		}
+		c := redisClient(h, &nodeState{Params: params})
+		err := c.Do(ctx, renamedCommand(params["rename-commands"], "CONFIG"), "SET", "appendonly", "yes").Err()
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("turning the AOF on after loading: %w", err)
+		}
+	}
+	if persists {
+		return nil
+	}
+	if err := removeIfExists(dump); err != nil {
+		return fmt.Errorf("removing the loaded seed copy: %w", err)
+	}
+	return syncDir(filepath.Dir(dump))
+}
+
+// savesRDB reports whether settings give the node RDB save points.
+func savesRDB(settings []redisSetting) bool {
+	for _, s := range settings {
+		if s.name == "save" {
+			return strings.TrimSpace(s.value()) != ""
+		}
+	}
+	return false
 }
 
 // Alive reports whether h's process runs, is the one started, and answers PING

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -64,6 +65,8 @@ type cluster struct {
 	// still the latest.
 	ParamStatus string `json:"paramStatus,omitempty"`
 	ParamGen    int    `json:"paramGen"`
+	// FinalSnapshot names the snapshot DeleteCacheCluster takes before the nodes stop.
+	FinalSnapshot string `json:"finalSnapshot,omitempty"`
 }
 
 // pending holds modifications deferred to the maintenance window (ApplyImmediately false).
@@ -89,6 +92,7 @@ type node struct {
 	// and only a reboot applies them.
 	PendingReboot bool   `json:"pendingReboot,omitempty"`
 	LastError     string `json:"lastError,omitempty"` // why the last start failed, to report it once
+	Seed          string `json:"seed,omitempty"`      // RDB the node loads at its first start (a restore)
 }
 
 func (c *cluster) key() string { return c.Account + "/" + c.Region + "/" + c.ID }
@@ -134,7 +138,7 @@ func loadCluster(tx *store.Tx, c Caller, id string) (*cluster, error) {
 }
 
 // CreateCacheCluster records a new cluster in status creating; the reconciler starts its nodes.
-func (s *Service) CreateCacheCluster(ctx context.Context, in *ecapi.CreateCacheClusterMessage) (*ecapi.CreateCacheClusterResult, error) {
+func (s *Service) CreateCacheCluster(ctx context.Context, in *ecapi.CreateCacheClusterMessage) (_ *ecapi.CreateCacheClusterResult, err error) {
 	c := CallerOf(ctx)
 	id := strings.ToLower(in.CacheClusterId)
 	if err := validateName("CacheClusterId", id, 50); err != nil {
@@ -143,12 +147,31 @@ func (s *Service) CreateCacheCluster(ctx context.Context, in *ecapi.CreateCacheC
 	switch {
 	case in.ReplicationGroupId != "":
 		return nil, apierr.NotImplemented.Errorf("hoard does not implement replication groups yet (ReplicationGroupId).")
-	case in.SnapshotName != "" || len(in.SnapshotArns) > 0:
-		return nil, apierr.NotImplemented.Errorf("hoard does not implement restoring from snapshots yet (SnapshotName, SnapshotArns).")
+	case in.SnapshotName != "" && len(in.SnapshotArns) > 0:
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either SnapshotName or SnapshotArns, not both.")
 	case in.TransitEncryptionEnabled != nil && *in.TransitEncryptionEnabled:
 		return nil, apierr.NotImplemented.Errorf("hoard does not implement in-transit encryption yet (TransitEncryptionEnabled).")
 	case in.AuthToken != "":
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("AuthToken can only be used with TransitEncryptionEnabled.")
+	}
+	var restore *restoreSource
+	if in.SnapshotName != "" || len(in.SnapshotArns) > 0 {
+		if in.SnapshotName != "" {
+			restore, err = s.stageSnapshot(c, id, in.SnapshotName)
+		} else {
+			restore, err = s.stageObjects(ctx, c, id, in.SnapshotArns)
+		}
+		if err != nil {
+			return nil, err
+		}
+		defer func() {
+			if err != nil {
+				_ = os.RemoveAll(restore.dir) // a refused cluster leaves no staged data behind
+			}
+		}()
+		if err := applyRestore(in, restore); err != nil {
+			return nil, err
+		}
 	}
 	ev, err := s.engineVersion(in.Engine, in.EngineVersion)
 	if err != nil {
@@ -206,6 +229,7 @@ func (s *Service) CreateCacheCluster(ctx context.Context, in *ecapi.CreateCacheC
 		if err := s.addNodes(tx, cl, int(numNodes)); err != nil {
 			return err
 		}
+		seedNodes(cl, restore)
 		if err := tx.Put(tableClusters, cl.key(), cl); err != nil {
 			return err
 		}
@@ -434,7 +458,14 @@ func (s *Service) DeleteCacheCluster(ctx context.Context, in *ecapi.DeleteCacheC
 			if cl.Engine == catalog.Memcached {
 				return ecapi.SnapshotFeatureNotSupportedFault.Errorf("Memcached clusters do not support snapshots.")
 			}
-			return apierr.NotImplemented.Errorf("hoard does not implement snapshots yet (FinalSnapshotIdentifier).")
+			name := strings.ToLower(in.FinalSnapshotIdentifier)
+			if err := validateSnapshotName(name); err != nil {
+				return err
+			}
+			if tx.Has(tableSnapshots, c.scope()+name) {
+				return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", name)
+			}
+			cl.FinalSnapshot = name
 		}
 		cl.Status = statusDeleting
 		for _, n := range cl.Nodes {

@@ -29,6 +29,9 @@ func (s *Service) Run(ctx context.Context) {
 	defer ticker.Stop()
 	lastPrune := time.Time{}
 	for {
+		if err := s.recoverSnapshots(); err != nil {
+			s.log.Error("recovering interrupted snapshots", "error", err)
+		}
 		s.reconcileAll(ctx)
 		if time.Since(lastPrune) > time.Hour {
 			if err := s.pruneEvents(); err != nil {
@@ -90,7 +93,8 @@ type nodeResult struct {
 	binary        string
 	applied       map[string]string
 	pendingReboot bool
-	restarted     bool // Restart was honoured
+	restarted     bool   // Restart was honoured
+	seeded        string // the seed file the node loaded, now done with
 	removed       bool
 	err           error
 	events        []string
@@ -139,7 +143,7 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 	if changesNothing(cl, results) {
 		return nil
 	}
-	return s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
+	err = s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
 		for _, e := range applyResults(cl, fresh, results) {
 			if err := s.recordEvent(tx, fresh.caller(), EventsCacheCluster, fresh.ID, "%s", e); err != nil {
 				return err
@@ -147,6 +151,15 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 		}
 		return nil
 	})
+	if err == nil {
+		for _, r := range results {
+			if r.seeded != "" { // loaded and no longer referenced: the staged file can go
+				_ = os.Remove(r.seeded)
+				_ = os.Remove(filepath.Dir(r.seeded)) // only succeeds once the staging dir is empty
+			}
+		}
+	}
+	return err
 }
 
 // reconcileNode brings one node to what its record wants.
@@ -158,11 +171,12 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		if orphan, ok := engine.HandleInDir(s.nodeDir(cl, n)); ok && (n.Handle == nil || *n.Handle != orphan) {
 			_ = drv.Stop(ctx, orphan)
 		}
-		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost, Port: n.Port, Params: desired})
+		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost,
+			Port: n.Port, Params: desired, SeedRDB: n.Seed})
 		if err != nil {
 			return nodeResult{err: err}
 		}
-		return nodeResult{handle: &h, binary: binary, applied: desired, events: []string{why}}
+		return nodeResult{handle: &h, binary: binary, applied: desired, events: []string{why}, seeded: n.Seed}
 	}
 	switch {
 	case n.Remove:
@@ -250,6 +264,9 @@ func applyResults(seen, fresh *cluster, results []nodeResult) (events []string) 
 		if r.restarted {
 			n.Restart = false
 		}
+		if r.seeded != "" && n.Seed == r.seeded {
+			n.Seed = ""
+		}
 	}
 	for _, n := range fresh.Nodes {
 		if !(n.Remove && n.Handle == nil) {
@@ -314,13 +331,23 @@ func changesNothing(cl *cluster, results []nodeResult) bool {
 	return err == nil && bytes.Equal(before, after)
 }
 
-// finishDelete stops every node of a deleting cluster and removes it.
+// finishDelete stops every node of a deleting cluster and removes it, after the
+// final snapshot when one was asked for.
 func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *cluster) error {
+	if cl.FinalSnapshot != "" {
+		if err := s.takeFinalSnapshot(ctx, cl); err != nil {
+			return err
+		}
+	}
 	for _, n := range cl.Nodes {
 		if n.Handle != nil {
 			if err := drv.Stop(ctx, *n.Handle); err != nil {
 				return err
 			}
+		}
+		if n.Seed != "" { // restored data the node never loaded
+			_ = os.Remove(n.Seed)
+			_ = os.Remove(filepath.Dir(n.Seed))
 		}
 	}
 	_ = os.RemoveAll(filepath.Join(s.cfg.DataDir, "nodes", cl.Account, cl.Region, cl.ID))

@@ -22,12 +22,15 @@ type Quotas struct {
 	ParameterGroups int // custom cache parameter groups
 	TagsPerResource int
 	NodesPerRegion  int // cache nodes across all clusters
-	SubnetGroups    int // custom cache subnet groups
-	SecurityGroups  int // custom cache security groups
+	// ManualSnapshotsPerDay is how many manual snapshots one node may have taken in
+	// any 24 hours (AWS: 20).
+	ManualSnapshotsPerDay int
+	SubnetGroups          int // custom cache subnet groups
+	SecurityGroups        int // custom cache security groups
 }
 
 // DefaultQuotas are AWS's default service quotas.
-var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50, NodesPerRegion: 300, SubnetGroups: 50, SecurityGroups: 50}
+var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50, NodesPerRegion: 300, SubnetGroups: 50, SecurityGroups: 50, ManualSnapshotsPerDay: 20}
 
 // EngineVersion is an engine version hoard can run, found on this machine.
 type EngineVersion struct {
@@ -46,10 +49,24 @@ type Config struct {
 	// AdvertiseHost is the address nodes bind and endpoints name.
 	AdvertiseHost string
 	// NodePorts is the range node ports are taken from.
-	NodePorts         PortRange
+	NodePorts PortRange
+	// Buckets is where snapshots are exported to and clusters seeded from;
+	// BucketMessage words its errors as ElastiCache does.
+	Buckets           Buckets
+	BucketMessage     func(error) string
 	ReconcileInterval time.Duration    // how often the reconciler looks even when not poked
 	Now               func() time.Time // injectable clock; time.Now when nil
 	Log               *slog.Logger
+}
+
+// Buckets stores exported snapshots and the RDB objects clusters are seeded from
+// (S3 or local bucket directories; internal/blob implements it).
+type Buckets interface {
+	// Export copies a local file to bucket/key, refusing an existing key and
+	// leaving no partial object on failure.
+	Export(ctx context.Context, path, bucket, key string) error
+	// Fetch downloads bucket/key into a new local file.
+	Fetch(ctx context.Context, bucket, key, path string) error
 }
 
 // Service implements the ElastiCache operations and reconciles engines with them.
@@ -59,6 +76,8 @@ type Service struct {
 	log   *slog.Logger
 	ports PortRange
 	wake  chan struct{}
+	// snapshotJobs are the snapshot captures running in this process.
+	snapshotJobs jobSet
 }
 
 // New returns a service over an open store. Call Run to start the reconciler.
@@ -142,10 +161,16 @@ func page(maxRecords *int32, marker string, total int) (start, end int, next str
 // descending, and the marker names the last key returned, so the next page starts
 // after it wherever it now is, even if it has been deleted.
 func pageByKey(maxRecords *int32, marker string, keys []string) (start, end int, next string, err error) {
-	limit := 100
+	return pageByKeyWithin(maxRecords, 100, marker, keys)
+}
+
+// pageByKeyWithin is pageByKey for an operation whose MaxRecords is at most upper
+// (and defaults to it): DescribeSnapshots allows 20–50.
+func pageByKeyWithin(maxRecords *int32, upper int, marker string, keys []string) (start, end int, next string, err error) {
+	limit := upper
 	if maxRecords != nil {
-		if *maxRecords < 20 || *maxRecords > 100 {
-			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("MaxRecords must be between 20 and 100, got %d.", *maxRecords)
+		if *maxRecords < 20 || int(*maxRecords) > upper {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("MaxRecords must be between 20 and %d, got %d.", upper, *maxRecords)
 		}
 		limit = int(*maxRecords)
 	}
@@ -173,12 +198,17 @@ func pageByKey(maxRecords *int32, marker string, keys []string) (start, end int,
 // pageSorted sorts items by name and returns the page the marker asks for, with
 // the marker of the next page.
 func pageSorted[T any](items []T, name func(T) string, maxRecords *int32, marker string) ([]T, string, error) {
+	return pageSortedWithin(items, name, maxRecords, 100, marker)
+}
+
+// pageSortedWithin is pageSorted with pageByKeyWithin's MaxRecords bound.
+func pageSortedWithin[T any](items []T, name func(T) string, maxRecords *int32, upper int, marker string) ([]T, string, error) {
 	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
 	keys := make([]string, len(items))
 	for i, it := range items {
 		keys[i] = name(it)
 	}
-	start, end, next, err := pageByKey(maxRecords, marker, keys)
+	start, end, next, err := pageByKeyWithin(maxRecords, upper, marker, keys)
 	if err != nil {
 		return nil, "", err
 	}

@@ -1,0 +1,154 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// CopySnapshot copies a snapshot within hoard (an independent snapshot with its
+// own files) or, with TargetBucket, exports it to a bucket as
+// <TargetSnapshotName>-0001.rdb, -0002.rdb, ... (one RDB per node) that
+// redis-server can load as they are.
+func (s *Service) CopySnapshot(ctx context.Context, in *ecapi.CopySnapshotMessage) (*ecapi.CopySnapshotResult, error) {
+	c := CallerOf(ctx)
+	target := strings.ToLower(in.TargetSnapshotName)
+	if in.TargetBucket == "" {
+		if err := validateSnapshotName(target); err != nil {
+			return nil, err
+		}
+	} else if target == "" {
+		return nil, ecapi.InvalidParameterValueException.Errorf("The parameter TargetSnapshotName must be provided.")
+	}
+	if err := s.checkKmsKey(in.KmsKeyId); err != nil {
+		return nil, err
+	}
+	if err := s.validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	var src *snapshot
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		if src, err = loadSnapshot(tx, c, in.SourceSnapshotName); err != nil {
+			return err
+		}
+		if src.Status != snapshotAvailable {
+			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is not available (it is %s).", src.Name, src.Status)
+		}
+		if in.TargetBucket == "" && tx.Has(tableSnapshots, c.scope()+target) {
+			return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", target)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.verifySnapshot(src); err != nil {
+		return nil, err
+	}
+	if in.TargetBucket != "" {
+		return s.exportSnapshot(ctx, src, in.TargetBucket, in.TargetSnapshotName)
+	}
+	copied := *src
+	copied.Name, copied.Source, copied.CreatedAt, copied.KmsKeyID = target, sourceManual, s.now(), in.KmsKeyId
+	copied.Nodes = append([]nodeSnapshot(nil), src.Nodes...)
+	if err := s.copySnapshotFiles(src, &copied); err != nil {
+		return nil, err
+	}
+	err = s.store.Update(func(tx *store.Tx) error {
+		if tx.Has(tableSnapshots, copied.key()) {
+			return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", target)
+		}
+		if err := tx.Put(tableSnapshots, copied.key(), &copied); err != nil {
+			return err
+		}
+		return putTags(tx, c.arn("snapshot", target), in.Tags)
+	})
+	if err != nil {
+		_ = os.RemoveAll(s.snapshotDir(&copied))
+		return nil, err
+	}
+	return &ecapi.CopySnapshotResult{Snapshot: s.snapshotShape(&copied)}, nil
+}
+
+// verifySnapshot checks every file of a snapshot against its recorded checksum.
+func (s *Service) verifySnapshot(sn *snapshot) error {
+	for _, ns := range sn.Nodes {
+		sum, err := fileSHA256(s.nodeFile(sn, ns.NodeID))
+		if err != nil || sum != ns.SHA256 {
+			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", sn.Name, ns.NodeID)
+		}
+	}
+	return nil
+}
+
+// copySnapshotFiles gives the copy its own files: real copies, not links, so that
+// either snapshot can be deleted or damaged without touching the other.
+func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
+	final := s.snapshotDir(dst)
+	staging := final + ".staging"
+	_ = os.RemoveAll(staging)
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	for _, ns := range src.Nodes {
+		if err := copyFile(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb")); err != nil {
+			return err
+		}
+	}
+	_ = os.RemoveAll(final)
+	if err := os.Rename(staging, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// copyFile makes a real, fsynced copy of a file (never a link).
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := out.ReadFrom(in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// exportSnapshot writes each node's RDB to the bucket; an export that fails on a
+// later node leaves the earlier objects (each whole), and says which were written.
+func (s *Service) exportSnapshot(ctx context.Context, src *snapshot, bucket, name string) (*ecapi.CopySnapshotResult, error) {
+	if s.cfg.Buckets == nil {
+		return nil, ecapi.InvalidParameterValueException.Errorf("Export needs bucket storage, which this hoard has not configured.")
+	}
+	var written []string
+	for i, ns := range src.Nodes {
+		key := fmt.Sprintf("%s-%04d.rdb", name, i+1)
+		if err := s.cfg.Buckets.Export(ctx, s.nodeFile(src, ns.NodeID), bucket, key); err != nil {
+			msg := s.bucketMessage(err)
+			if len(written) > 0 {
+				msg += fmt.Sprintf(" (already exported: %s)", strings.Join(written, ", "))
+			}
+			return nil, ecapi.InvalidParameterValueException.Errorf("%s", msg)
+		}
+		written = append(written, key)
+	}
+	exported := *src
+	exported.Name = name
+	return &ecapi.CopySnapshotResult{Snapshot: s.snapshotShape(&exported)}, nil
+}

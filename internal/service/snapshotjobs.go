@@ -1,0 +1,209 @@
+package service
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hoardcache/hoard/internal/engine"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// jobSet tracks the snapshot jobs running in this process. A creating snapshot
+// with no job here was interrupted by a crash: the reconciler marks it failed.
+type jobSet struct {
+	mu      sync.Mutex
+	running map[string]bool
+}
+
+func (j *jobSet) begin(key string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.running == nil {
+		j.running = map[string]bool{}
+	}
+	j.running[key] = true
+}
+
+func (j *jobSet) end(key string) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	delete(j.running, key)
+}
+
+func (j *jobSet) isRunning(key string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.running[key]
+}
+
+// takeSnapshot captures every node of a snapshot's cluster and records the outcome.
+func (s *Service) takeSnapshot(ctx context.Context, sn *snapshot) {
+	defer s.snapshotJobs.end(sn.key())
+	err := s.captureNodes(ctx, sn)
+	if err != nil {
+		s.log.Error("snapshot failed", "snapshot", sn.key(), "error", err)
+	}
+	if err := s.finishSnapshot(sn, err); err != nil {
+		s.log.Error("recording snapshot", "snapshot", sn.key(), "error", err)
+	}
+}
+
+// captureNodes streams each node's RDB into a staging directory, checksums it,
+// and moves the directory into place only when every node is captured.
+func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
+	var cl *cluster
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		cl, err = loadCluster(tx, sn.caller(), sn.ClusterID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	snapper, ok := s.cfg.Drivers[cl.Engine].(engine.Snapshotter)
+	if !ok {
+		return fmt.Errorf("the %s engine cannot take snapshots", cl.Engine)
+	}
+	final := s.snapshotDir(sn)
+	staging := final + ".staging"
+	_ = os.RemoveAll(staging)
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	for i := range sn.Nodes {
+		ns := &sn.Nodes[i]
+		n := cl.node(ns.NodeID)
+		if n == nil || n.Handle == nil {
+			return fmt.Errorf("node %s is not running", ns.NodeID)
+		}
+		path := filepath.Join(staging, ns.NodeID+".rdb")
+		size, err := snapper.Snapshot(ctx, *n.Handle, path)
+		if err != nil {
+			return fmt.Errorf("node %s: %w", ns.NodeID, err)
+		}
+		sum, err := fileSHA256(path)
+		if err != nil {
+			return err
+		}
+		ns.Size, ns.SHA256, ns.SnapshotTaken = size, sum, s.now()
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(final)
+	if err := os.Rename(staging, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// finishSnapshot records a snapshot's outcome and gives its cluster back.
+func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
+	c := sn.caller()
+	if captureErr != nil {
+		_ = os.RemoveAll(s.snapshotDir(sn))
+	}
+	return s.store.Update(func(tx *store.Tx) error {
+		if err := releaseCluster(tx, c, sn.ClusterID); err != nil {
+			return err
+		}
+		if captureErr != nil {
+			sn.Status, sn.Failure = snapshotFailed, captureErr.Error()
+			if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
+				return err
+			}
+			return s.recordEvent(tx, c, EventsCacheCluster, sn.ClusterID, "Snapshot failed for snapshot with ID '%s' of cache cluster with ID '%s': %v", sn.Name, sn.ClusterID, captureErr)
+		}
+		sn.Status = snapshotAvailable
+		if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
+			return err
+		}
+		return s.recordEvent(tx, c, EventsCacheCluster, sn.ClusterID, "Snapshot succeeded for snapshot with ID '%s' of cache cluster with ID '%s'", sn.Name, sn.ClusterID)
+	})
+}
+
+// releaseCluster returns a snapshotting cluster to available.
+func releaseCluster(tx *store.Tx, c Caller, id string) error {
+	cl, err := loadCluster(tx, c, id)
+	if err != nil {
+		return nil // deleted meanwhile: nothing to give back
+	}
+	if cl.Status != clusterSnapshotting {
+		return nil
+	}
+	cl.Status = statusAvailable
+	return tx.Put(tableClusters, cl.key(), cl)
+}
+
+// recoverSnapshots fails the snapshots a crash interrupted: creating, with no job
+// running in this process. Their partial files go; their clusters come back.
+func (s *Service) recoverSnapshots() error {
+	var orphans []snapshot
+	err := s.store.View(func(tx *store.Tx) error {
+		all, err := store.ScanAs[snapshot](tx, tableSnapshots, "")
+		for _, sn := range all {
+			if sn.Status == snapshotCreating && !s.snapshotJobs.isRunning(sn.key()) {
+				orphans = append(orphans, sn)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range orphans {
+		sn := &orphans[i]
+		_ = os.RemoveAll(s.snapshotDir(sn) + ".staging")
+		if err := s.finishSnapshot(sn, fmt.Errorf("hoard stopped while the snapshot was being taken")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// takeFinalSnapshot takes a deleting cluster's final snapshot, once: a failed one
+// is recorded as failed (with an event) and the deletion goes on.
+func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
+	sn := newSnapshot(cl, cl.FinalSnapshot, sourceManual, s.now())
+	s.snapshotJobs.begin(sn.key())
+	defer s.snapshotJobs.end(sn.key())
+	taken := false
+	err := s.store.Update(func(tx *store.Tx) error {
+		if taken = tx.Has(tableSnapshots, sn.key()); taken {
+			return nil
+		}
+		return tx.Put(tableSnapshots, sn.key(), sn)
+	})
+	if err != nil || taken {
+		return err
+	}
+	return s.finishSnapshot(sn, s.captureNodes(ctx, sn))
+}

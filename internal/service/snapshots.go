@@ -1,0 +1,325 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+const tableSnapshots = "snapshots"
+
+// Snapshot statuses and sources, as the API reports them.
+const (
+	snapshotCreating    = "creating"
+	snapshotAvailable   = "available"
+	snapshotDeleting    = "deleting"
+	snapshotFailed      = "failed"
+	sourceManual        = "manual"
+	sourceAutomated     = "automated"
+	clusterSnapshotting = "snapshotting"
+)
+
+// snapshot is a cache cluster snapshot as stored: the source cluster's
+// configuration, and one RDB file per node in hoard's snapshot store.
+type snapshot struct {
+	Account                 string         `json:"account"`
+	Region                  string         `json:"region"`
+	Name                    string         `json:"name"`
+	Status                  string         `json:"status"`
+	Source                  string         `json:"source"`
+	CreatedAt               time.Time      `json:"createdAt"`
+	ClusterID               string         `json:"clusterId"`
+	ClusterCreatedAt        time.Time      `json:"clusterCreatedAt"`
+	NodeType                string         `json:"nodeType"`
+	Engine                  string         `json:"engine"`
+	EngineVersion           string         `json:"engineVersion"`
+	Family                  string         `json:"family"`
+	ParamGroup              string         `json:"paramGroup"`
+	SubnetGroup             string         `json:"subnetGroup"`
+	AZ                      string         `json:"az"`
+	MaintenanceWindow       string         `json:"maintenanceWindow"`
+	SnapshotWindow          string         `json:"snapshotWindow"`
+	SnapshotRetentionLimit  int32          `json:"snapshotRetentionLimit"`
+	AutoMinorVersionUpgrade bool           `json:"autoMinorVersionUpgrade"`
+	TopicArn                string         `json:"topicArn,omitempty"`
+	KmsKeyID                string         `json:"kmsKeyId,omitempty"`
+	Nodes                   []nodeSnapshot `json:"nodes"`
+	Failure                 string         `json:"failure,omitempty"`
+}
+
+// nodeSnapshot is one node's data in a snapshot.
+type nodeSnapshot struct {
+	NodeID        string    `json:"nodeId"`
+	NodeCreatedAt time.Time `json:"nodeCreatedAt"`
+	Size          int64     `json:"size"`
+	SHA256        string    `json:"sha256,omitempty"`
+	SnapshotTaken time.Time `json:"snapshotTaken,omitempty"`
+}
+
+func (sn *snapshot) key() string    { return sn.Account + "/" + sn.Region + "/" + sn.Name }
+func (sn *snapshot) caller() Caller { return Caller{Account: sn.Account, Region: sn.Region} }
+func (s *Service) snapshotDir(sn *snapshot) string {
+	return filepath.Join(s.cfg.DataDir, "snapshots", sn.Account, sn.Region, sn.Name)
+}
+
+// nodeFile is where a node's RDB lives in the snapshot store.
+func (s *Service) nodeFile(sn *snapshot, nodeID string) string {
+	return filepath.Join(s.snapshotDir(sn), nodeID+".rdb")
+}
+
+func init() {
+	registerTaggable("snapshot", func(tx *store.Tx, c Caller, name string) error {
+		_, err := loadSnapshot(tx, c, name)
+		return err
+	})
+}
+
+func loadSnapshot(tx *store.Tx, c Caller, name string) (*snapshot, error) {
+	var sn snapshot
+	if err := tx.Get(tableSnapshots, c.scope()+strings.ToLower(name), &sn); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ecapi.SnapshotNotFoundFault.Errorf("Snapshot %s not found.", name)
+		}
+		return nil, err
+	}
+	return &sn, nil
+}
+
+// newSnapshot describes a snapshot of cl about to be taken.
+func newSnapshot(cl *cluster, name, source string, now time.Time) *snapshot {
+	sn := &snapshot{
+		Account: cl.Account, Region: cl.Region, Name: name, Status: snapshotCreating, Source: source, CreatedAt: now,
+		ClusterID: cl.ID, ClusterCreatedAt: cl.CreatedAt, NodeType: cl.NodeType, Engine: cl.Engine, EngineVersion: cl.EngineVersion,
+		Family: cl.Family, ParamGroup: cl.ParamGroup, SubnetGroup: cl.SubnetGroup, AZ: cl.AZ, MaintenanceWindow: cl.MaintenanceWindow,
+		SnapshotWindow: cl.SnapshotWindow, SnapshotRetentionLimit: cl.SnapshotRetentionLimit, AutoMinorVersionUpgrade: cl.AutoMinorVersionUpgrade,
+		TopicArn: cl.NotificationTopicArn,
+	}
+	for _, n := range cl.Nodes {
+		if !n.Remove {
+			sn.Nodes = append(sn.Nodes, nodeSnapshot{NodeID: n.ID, NodeCreatedAt: n.CreatedAt})
+		}
+	}
+	return sn
+}
+
+func validateSnapshotName(name string) error {
+	return validateName("SnapshotName", name, 255)
+}
+
+// CreateSnapshot records a manual snapshot of a cluster and starts taking it: the
+// snapshot is creating and the cluster snapshotting until every node's RDB is stored.
+func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMessage) (*ecapi.CreateSnapshotResult, error) {
+	c := CallerOf(ctx)
+	switch {
+	case in.ReplicationGroupId != "" && in.CacheClusterId != "":
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either CacheClusterId or ReplicationGroupId, not both.")
+	case in.ReplicationGroupId != "":
+		return nil, ecapi.ReplicationGroupNotFoundFault.Errorf("ReplicationGroup not found: %s", in.ReplicationGroupId)
+	case in.CacheClusterId == "":
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Either CacheClusterId or ReplicationGroupId must be given.")
+	}
+	name := strings.ToLower(in.SnapshotName)
+	if err := validateSnapshotName(name); err != nil {
+		return nil, err
+	}
+	if err := s.checkKmsKey(in.KmsKeyId); err != nil {
+		return nil, err
+	}
+	if err := s.validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	var sn *snapshot
+	s.snapshotJobs.begin(c.scope() + name)
+	err := s.store.Update(func(tx *store.Tx) error {
+		cl, err := loadCluster(tx, c, in.CacheClusterId)
+		if err != nil {
+			return err
+		}
+		if err := canSnapshot(cl); err != nil {
+			return err
+		}
+		if tx.Has(tableSnapshots, c.scope()+name) {
+			return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", name)
+		}
+		if err := s.checkSnapshotQuota(tx, cl); err != nil {
+			return err
+		}
+		sn = newSnapshot(cl, name, sourceManual, s.now())
+		sn.KmsKeyID = in.KmsKeyId
+		if err := s.beginSnapshot(tx, cl, sn); err != nil {
+			return err
+		}
+		return putTags(tx, c.arn("snapshot", name), in.Tags)
+	})
+	if err != nil {
+		s.snapshotJobs.end(c.scope() + name)
+		return nil, err
+	}
+	go s.takeSnapshot(context.WithoutCancel(ctx), sn)
+	return &ecapi.CreateSnapshotResult{Snapshot: s.snapshotShape(sn)}, nil
+}
+
+// canSnapshot refuses clusters that cannot be snapshotted now.
+func canSnapshot(cl *cluster) error {
+	if cl.Engine == catalog.Memcached {
+		return ecapi.SnapshotFeatureNotSupportedFault.Errorf("Memcached clusters do not support snapshots.")
+	}
+	if cl.Status != statusAvailable {
+		return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not available (it is %s).", cl.ID, cl.Status)
+	}
+	return nil
+}
+
+// checkSnapshotQuota allows each node ManualSnapshotsPerDay manual snapshots in any 24 hours.
+func (s *Service) checkSnapshotQuota(tx *store.Tx, cl *cluster) error {
+	all, err := store.ScanAs[snapshot](tx, tableSnapshots, cl.caller().scope())
+	if err != nil {
+		return err
+	}
+	since := s.now().Add(-24 * time.Hour)
+	n := 0
+	for _, sn := range all {
+		if sn.ClusterID == cl.ID && sn.Source == sourceManual && sn.CreatedAt.After(since) {
+			n++
+		}
+	}
+	if n >= s.cfg.Quotas.ManualSnapshotsPerDay {
+		return ecapi.SnapshotQuotaExceededFault.Errorf("Cache cluster %s has had %d manual snapshots in the last 24 hours; the limit is %d.", cl.ID, n, s.cfg.Quotas.ManualSnapshotsPerDay)
+	}
+	return nil
+}
+
+// beginSnapshot stores a creating snapshot and marks its cluster snapshotting.
+func (s *Service) beginSnapshot(tx *store.Tx, cl *cluster, sn *snapshot) error {
+	cl.Status = clusterSnapshotting
+	if err := tx.Put(tableClusters, cl.key(), cl); err != nil {
+		return err
+	}
+	return tx.Put(tableSnapshots, sn.key(), sn)
+}
+
+// checkKmsKey: hoard keeps no KMS keys yet, so a snapshot cannot be encrypted with one.
+func (s *Service) checkKmsKey(id string) error {
+	if id != "" {
+		return ecapi.InvalidParameterValueException.Errorf("KMS key %s is not known to hoard; snapshot encryption with KmsKeyId is not available yet.", id)
+	}
+	return nil
+}
+
+// DescribeSnapshots lists snapshots, filtered by cluster, name and source.
+func (s *Service) DescribeSnapshots(ctx context.Context, in *ecapi.DescribeSnapshotsMessage) (*ecapi.DescribeSnapshotsListMessage, error) {
+	c := CallerOf(ctx)
+	switch in.SnapshotSource {
+	case "", sourceManual, sourceAutomated:
+	default:
+		return nil, ecapi.InvalidParameterValueException.Errorf("Invalid SnapshotSource %q: must be manual or automated.", in.SnapshotSource)
+	}
+	if in.ReplicationGroupId != "" && in.CacheClusterId != "" {
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either CacheClusterId or ReplicationGroupId, not both.")
+	}
+	var matched []snapshot
+	err := s.store.View(func(tx *store.Tx) error {
+		if in.SnapshotName != "" {
+			if _, err := loadSnapshot(tx, c, in.SnapshotName); err != nil {
+				return err
+			}
+		}
+		all, err := store.ScanAs[snapshot](tx, tableSnapshots, c.scope())
+		for _, sn := range all {
+			switch {
+			case in.SnapshotName != "" && sn.Name != strings.ToLower(in.SnapshotName),
+				in.CacheClusterId != "" && sn.ClusterID != strings.ToLower(in.CacheClusterId),
+				in.ReplicationGroupId != "",
+				in.SnapshotSource != "" && sn.Source != in.SnapshotSource:
+				continue
+			}
+			matched = append(matched, sn)
+		}
+		if err == nil && in.CacheClusterId != "" && len(matched) == 0 {
+			_, err = loadCluster(tx, c, in.CacheClusterId)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	page, next, err := pageSortedWithin(matched, func(sn snapshot) string { return sn.Name }, in.MaxRecords, 50, in.Marker)
+	if err != nil {
+		return nil, err
+	}
+	out := &ecapi.DescribeSnapshotsListMessage{Marker: next, Snapshots: []ecapi.Snapshot{}}
+	for i := range page {
+		out.Snapshots = append(out.Snapshots, *s.snapshotShape(&page[i]))
+	}
+	return out, nil
+}
+
+// DeleteSnapshot deletes a snapshot and its data.
+func (s *Service) DeleteSnapshot(ctx context.Context, in *ecapi.DeleteSnapshotMessage) (*ecapi.DeleteSnapshotResult, error) {
+	c := CallerOf(ctx)
+	var sn *snapshot
+	err := s.store.Update(func(tx *store.Tx) (err error) {
+		if sn, err = loadSnapshot(tx, c, in.SnapshotName); err != nil {
+			return err
+		}
+		if sn.Status == snapshotCreating {
+			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is still being created.", sn.Name)
+		}
+		if err := tx.Delete(tableSnapshots, sn.key()); err != nil {
+			return err
+		}
+		return tx.Delete(tableTags, c.arn("snapshot", sn.Name))
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The record is gone first, so a crash here leaves only unreferenced files.
+	if err := os.RemoveAll(s.snapshotDir(sn)); err != nil {
+		s.log.Error("removing snapshot files", "snapshot", sn.key(), "error", err)
+	}
+	sn.Status = snapshotDeleting
+	return &ecapi.DeleteSnapshotResult{Snapshot: s.snapshotShape(sn)}, nil
+}
+
+// snapshotShape is a snapshot as the API shows it.
+func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
+	c := sn.caller()
+	n := int32(len(sn.Nodes))
+	retention := sn.SnapshotRetentionLimit
+	out := &ecapi.Snapshot{
+		SnapshotName: sn.Name, CacheClusterId: sn.ClusterID, SnapshotStatus: sn.Status, SnapshotSource: sn.Source,
+		CacheNodeType: sn.NodeType, Engine: sn.Engine, EngineVersion: sn.EngineVersion, NumCacheNodes: &n,
+		PreferredAvailabilityZone: sn.AZ, CacheClusterCreateTime: sn.ClusterCreatedAt, PreferredMaintenanceWindow: sn.MaintenanceWindow,
+		TopicArn: sn.TopicArn, CacheParameterGroupName: sn.ParamGroup, CacheSubnetGroupName: sn.SubnetGroup, VpcId: vpcID(c),
+		AutoMinorVersionUpgrade: sn.AutoMinorVersionUpgrade, SnapshotRetentionLimit: &retention, SnapshotWindow: sn.SnapshotWindow,
+		KmsKeyId: sn.KmsKeyID, ARN: c.arn("snapshot", sn.Name), DataTiering: "disabled",
+		NodeSnapshots: []ecapi.NodeSnapshot{},
+	}
+	port := int32(6379)
+	out.Port = &port
+	for _, ns := range sn.Nodes {
+		node := ecapi.NodeSnapshot{CacheNodeId: ns.NodeID, CacheNodeCreateTime: ns.NodeCreatedAt, SnapshotCreateTime: ns.SnapshotTaken}
+		if sn.Status == snapshotAvailable {
+			node.CacheSize = formatSize(ns.Size)
+		}
+		out.NodeSnapshots = append(out.NodeSnapshots, node)
+	}
+	return out
+}
+
+// formatSize writes a size as ElastiCache does in CacheSize ("6 MB").
+func formatSize(bytes int64) string {
+	mb := float64(bytes) / (1 << 20)
+	if mb < 1 {
+		return strconv.FormatInt(bytes, 10) + " bytes"
+	}
+	return strconv.FormatFloat(mb, 'f', 0, 64) + " MB"
+}
