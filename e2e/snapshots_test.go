@@ -298,3 +298,42 @@ func TestSnapshotErrors(t *testing.T) {
 		t.Fatalf("a snapshot is taggable by its ARN: %v", err)
 	}
 }
+
+// A cluster whose snapshot window covers now gets its daily automated snapshot,
+// with its data, once.
+func TestAutomatedDailySnapshot(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	c := h.client("us-east-1")
+	now := time.Now().UTC()
+	window := now.Add(-5*time.Minute).Format("15:04") + "-" + now.Add(65*time.Minute).Format("15:04")
+	cl := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("daily"), Engine: aws.String("redis"),
+		CacheNodeType: aws.String("cache.t3.micro"), NumCacheNodes: aws.Int32(1), SnapshotRetentionLimit: aws.Int32(3),
+		SnapshotWindow: aws.String(window)})
+	if aws.ToInt32(cl.SnapshotRetentionLimit) != 3 || aws.ToString(cl.SnapshotWindow) != window {
+		t.Fatalf("backup settings not kept: %+v", cl)
+	}
+	var auto types.Snapshot
+	eventually(t, 20*time.Second, func() string {
+		out, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{CacheClusterId: aws.String("daily"), SnapshotSource: aws.String("automated")})
+		if err != nil {
+			return err.Error()
+		}
+		if len(out.Snapshots) != 1 || aws.ToString(out.Snapshots[0].SnapshotStatus) != "available" {
+			return fmt.Sprintf("automated snapshots: %d", len(out.Snapshots))
+		}
+		auto = out.Snapshots[0]
+		return ""
+	})
+	if !strings.HasPrefix(aws.ToString(auto.SnapshotName), "automatic.daily-") || aws.ToString(auto.SnapshotSource) != "automated" {
+		t.Fatalf("automated snapshot: %+v", auto)
+	}
+	time.Sleep(600 * time.Millisecond) // a few more passes inside the same window
+	out, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{CacheClusterId: aws.String("daily")})
+	if err != nil || len(out.Snapshots) != 1 {
+		t.Fatalf("want exactly one snapshot for the day, got %d (%v)", len(out.Snapshots), err)
+	}
+	manual, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{SnapshotSource: aws.String("manual")})
+	if err != nil || len(manual.Snapshots) != 0 {
+		t.Fatalf("the automated snapshot shows as manual: %+v %v", manual, err)
+	}
+}

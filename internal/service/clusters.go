@@ -67,6 +67,8 @@ type cluster struct {
 	ParamGen    int    `json:"paramGen"`
 	// FinalSnapshot names the snapshot DeleteCacheCluster takes before the nodes stop.
 	FinalSnapshot string `json:"finalSnapshot,omitempty"`
+	// LastAutoSnapshot is the day (yyyy-mm-dd) of the last automated snapshot.
+	LastAutoSnapshot string `json:"lastAutoSnapshot,omitempty"`
 }
 
 // pending holds modifications deferred to the maintenance window (ApplyImmediately false).

@@ -33,6 +33,9 @@ func (s *Service) Run(ctx context.Context) {
 			s.log.Error("recovering interrupted snapshots", "error", err)
 		}
 		s.reconcileAll(ctx)
+		if err := s.autoBackups(ctx); err != nil {
+			s.log.Error("automatic backups", "error", err)
+		}
 		if time.Since(lastPrune) > time.Hour {
 			if err := s.pruneEvents(); err != nil {
 				s.log.Error("pruning events", "error", err)

@@ -1,0 +1,154 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// Automatic backups: a redis cluster with SnapshotRetentionLimit > 0 gets an
+// automated snapshot once a day inside its SnapshotWindow, and automated snapshots
+// older than the retention limit (or of clusters that are gone) are deleted.
+
+// autoBackups runs once per reconciler pass.
+func (s *Service) autoBackups(ctx context.Context) error {
+	now := s.now()
+	var clusters []cluster
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		clusters, err = store.ScanAs[cluster](tx, tableClusters, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	retention := map[string]int32{} // cluster key -> retention limit
+	for i := range clusters {
+		cl := &clusters[i]
+		retention[cl.key()] = cl.SnapshotRetentionLimit
+		if day, due := backupDue(cl, now); due {
+			if err := s.startAutomatedSnapshot(ctx, cl.caller(), cl.ID, day); err != nil {
+				s.log.Error("automated snapshot", "cluster", cl.key(), "error", err)
+			}
+		}
+	}
+	return s.pruneAutomated(now, retention)
+}
+
+// backupDue reports whether a cluster's daily backup is due now, and the day (of
+// the window's start) it counts for.
+func backupDue(cl *cluster, now time.Time) (string, bool) {
+	if cl.Engine == catalog.Memcached || cl.SnapshotRetentionLimit <= 0 || cl.Status != statusAvailable {
+		return "", false
+	}
+	day, in := snapshotWindowDay(cl.SnapshotWindow, now)
+	return day, in && cl.LastAutoSnapshot != day
+}
+
+// snapshotWindowDay reports whether now (UTC) is inside an hh:mm-hh:mm window, and
+// the date the current window opened on (a window may wrap past midnight).
+func snapshotWindowDay(window string, now time.Time) (string, bool) {
+	from, to, ok := strings.Cut(window, "-")
+	if !ok {
+		return "", false
+	}
+	minute := func(s string) (int, bool) {
+		var h, m int
+		if _, err := fmt.Sscanf(s, "%d:%d", &h, &m); err != nil {
+			return 0, false
+		}
+		return h*60 + m, true
+	}
+	start, ok1 := minute(from)
+	end, ok2 := minute(to)
+	if !ok1 || !ok2 {
+		return "", false
+	}
+	now = now.UTC()
+	cur := now.Hour()*60 + now.Minute()
+	switch {
+	case start <= end && cur >= start && cur < end:
+		return now.Format("2006-01-02"), true
+	case start > end && cur >= start:
+		return now.Format("2006-01-02"), true
+	case start > end && cur < end:
+		return now.AddDate(0, 0, -1).Format("2006-01-02"), true
+	}
+	return "", false
+}
+
+// startAutomatedSnapshot begins the day's automated snapshot of a cluster, named
+// as ElastiCache names them: automatic.<cluster>-<yyyy-mm-dd-hh-mm>.
+func (s *Service) startAutomatedSnapshot(ctx context.Context, c Caller, id, day string) error {
+	now := s.now()
+	name := fmt.Sprintf("automatic.%s-%s", id, now.Format("2006-01-02-15-04"))
+	key := c.scope() + name
+	s.snapshotJobs.begin(key)
+	var sn *snapshot
+	err := s.store.Update(func(tx *store.Tx) error {
+		cl, err := loadCluster(tx, c, id)
+		if err != nil {
+			return err
+		}
+		if d, due := backupDue(cl, now); !due || d != day || tx.Has(tableSnapshots, key) {
+			return errNotDue
+		}
+		cl.LastAutoSnapshot = day
+		sn = newSnapshot(cl, name, sourceAutomated, now)
+		return s.beginSnapshot(tx, cl, sn)
+	})
+	if err != nil {
+		s.snapshotJobs.end(key)
+		if err == errNotDue {
+			return nil
+		}
+		return err
+	}
+	go s.takeSnapshot(context.WithoutCancel(ctx), sn)
+	return nil
+}
+
+var errNotDue = fmt.Errorf("backup not due")
+
+// pruneAutomated deletes automated snapshots older than their cluster's retention
+// limit, and those of clusters that no longer exist.
+func (s *Service) pruneAutomated(now time.Time, retention map[string]int32) error {
+	var expired []snapshot
+	err := s.store.View(func(tx *store.Tx) error {
+		all, err := store.ScanAs[snapshot](tx, tableSnapshots, "")
+		for _, sn := range all {
+			if sn.Source != sourceAutomated || sn.Status == snapshotCreating {
+				continue
+			}
+			limit, exists := retention[sn.Account+"/"+sn.Region+"/"+sn.ClusterID]
+			if !exists || now.Sub(sn.CreatedAt) > time.Duration(limit)*24*time.Hour {
+				expired = append(expired, sn)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range expired {
+		sn := &expired[i]
+		err := s.store.Update(func(tx *store.Tx) error {
+			if err := tx.Delete(tableSnapshots, sn.key()); err != nil {
+				return err
+			}
+			if err := tx.Delete(tableTags, sn.caller().arn("snapshot", sn.Name)); err != nil {
+				return err
+			}
+			return s.recordEvent(tx, sn.caller(), EventsCacheCluster, sn.ClusterID, "Deleted automated snapshot %s: past the retention limit", sn.Name)
+		})
+		if err != nil {
+			return err
+		}
+		_ = os.RemoveAll(s.snapshotDir(sn))
+	}
+	return nil
+}
