@@ -132,29 +132,12 @@ func isRDB(path string) bool {
 	return true
 }
 
+// linkOrCopy hard-links a file, or copies it where links are not possible.
 func linkOrCopy(from, to string) error {
 	if err := os.Link(from, to); err == nil {
 		return nil
 	}
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(to)
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
+	return copyFile(from, to)
 }
 
 // applyRestore fills what the request left out from the snapshot, refuses what
