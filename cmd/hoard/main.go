@@ -118,6 +118,9 @@ func serve(args []string) error {
 	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas, Drivers: drivers, DataDir: *dataDir,
 		AdvertiseHost: *advertiseHost, NodePorts: ports, ReconcileInterval: *reconcileInterval, Log: log,
 		Buckets: buckets, BucketMessage: blob.Message})
+	if err := svc.SweepOrphanFiles(); err != nil {
+		return err
+	}
 	reconcilerDone := make(chan struct{})
 	go func() {
 		defer close(reconcilerDone)

@@ -207,3 +207,46 @@ func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
 	}
 	return s.finishSnapshot(sn, s.captureNodes(ctx, sn))
 }
+
+// SweepOrphanFiles removes snapshot and seed files that no record refers to: what
+// a crash left between writing files and recording them (an interrupted copy's
+// staging directory, a copy renamed into place but never recorded, a restore's
+// staged seeds). Call it at start-up, before serving requests, when no job runs.
+func (s *Service) SweepOrphanFiles() error {
+	var snapshots []snapshot
+	var clusters []cluster
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		if snapshots, err = store.ScanAs[snapshot](tx, tableSnapshots, ""); err != nil {
+			return err
+		}
+		clusters, err = store.ScanAs[cluster](tx, tableClusters, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	for i := range snapshots {
+		keep[s.snapshotDir(&snapshots[i])] = true
+	}
+	for _, cl := range clusters {
+		for _, n := range cl.Nodes {
+			if n.Seed != "" {
+				keep[filepath.Dir(n.Seed)] = true
+			}
+		}
+	}
+	for _, area := range []string{"snapshots", "seeds"} {
+		// <data-dir>/<area>/<account>/<region>/<entry>
+		entries, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, area, "*", "*", "*"))
+		for _, path := range entries {
+			if !keep[path] {
+				s.log.Warn("removing files no record refers to (left by a crash)", "path", path)
+				if err := os.RemoveAll(path); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
