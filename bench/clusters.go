@@ -63,12 +63,17 @@ func runClusters(ctx context.Context, endpoint string, hoardPID int, tmp string)
 // newSDKClient is an ElastiCache client for hoard with the bench keys. Nothing is
 // retried, so every failure shows.
 func newSDKClient(endpoint string, conns int) *elasticache.Client {
+	return newSDKClientTimeout(endpoint, conns, 30*time.Second)
+}
+
+// newSDKClientTimeout is newSDKClient with another limit on each request.
+func newSDKClientTimeout(endpoint string, conns int, timeout time.Duration) *elasticache.Client {
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}
 	return elasticache.New(elasticache.Options{
 		Region:       region,
 		BaseEndpoint: aws.String(endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
-		HTTPClient:   &http.Client{Timeout: 30 * time.Second, Transport: plainBodyTransport{tr}},
+		HTTPClient:   &http.Client{Timeout: timeout, Transport: plainBodyTransport{tr}},
 		Retryer:      aws.NopRetryer{},
 	})
 }
@@ -113,9 +118,14 @@ func status(ctx context.Context, c *elasticache.Client, id string) (string, erro
 // await polls one cluster every latencyPoll until its status is want ("" = gone)
 // and returns the time the reply that showed it arrived.
 func await(ctx context.Context, c *elasticache.Client, id, want string) (time.Time, error) {
-	tick := time.NewTicker(latencyPoll)
+	return awaitPoll(ctx, c, id, want, latencyPoll, latencyBudget)
+}
+
+// awaitPoll is await with its own poll interval and time budget.
+func awaitPoll(ctx context.Context, c *elasticache.Client, id, want string, every, budget time.Duration) (time.Time, error) {
+	tick := time.NewTicker(every)
 	defer tick.Stop()
-	deadline := time.Now().Add(latencyBudget)
+	deadline := time.Now().Add(budget)
 	last := ""
 	for {
 		st, err := status(ctx, c, id)
@@ -126,12 +136,12 @@ func await(ctx context.Context, c *elasticache.Client, id, want string) (time.Ti
 		if st == want {
 			return now, nil
 		}
-		if st == "failed" || (st == "" && want != "") {
+		if st == "failed" || st == "create-failed" || (st == "" && want != "") {
 			return now, fmt.Errorf("%s is %q while waiting for %q", id, st, want)
 		}
 		last = st
 		if now.After(deadline) {
-			return now, fmt.Errorf("%s still %q after %s (want %q)", id, last, latencyBudget, want)
+			return now, fmt.Errorf("%s still %q after %s (want %q)", id, last, budget, want)
 		}
 		select {
 		case <-ctx.Done():

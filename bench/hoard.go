@@ -26,8 +26,9 @@ type hoard struct {
 
 // startHoard starts hoard on a free loopback port and waits for its serving line.
 // Its stderr (one log line per request) goes straight to a file, not through us.
+// env is added to hoard's environment (which is ours plus the bench keys), and
 // extra is appended to the serve flags.
-func startHoard(ctx context.Context, bin, dir string, extra ...string) (*hoard, string, error) {
+func startHoard(ctx context.Context, bin, dir string, env []string, extra ...string) (*hoard, string, error) {
 	logf, err := os.Create(filepath.Join(dir, "hoard.log"))
 	if err != nil {
 		return nil, "", err
@@ -37,6 +38,7 @@ func startHoard(ctx context.Context, bin, dir string, extra ...string) (*hoard, 
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "HOARD_ACCESS_KEY_ID="+accessKey,
 		"HOARD_SECRET_ACCESS_KEY="+secretKey, "HOARD_ACCOUNT_ID="+account)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = logf
 	if err := cmd.Start(); err != nil {
 		return nil, "", err

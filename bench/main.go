@@ -4,9 +4,12 @@
 //
 //	go run ./bench [-scenario describe|describe-pages|modify|all] [-workers 8] [-duration 10s] [-bin path]
 //	go run ./bench -scenario clusters [-samples 20] [-clusters 200] [-workers 8]
+//	go run ./bench -scenario snapshots [-dataset-mb 1024] [-reps 3]
 //
 // The clusters scenario (clusters.go) is opt-in: it starts hundreds of real engine
-// processes, so "all" does not include it.
+// processes, so "all" does not include it. So is the snapshots scenario
+// (snapshots.go): it writes a large dataset and compares each snapshot operation
+// with the plain tool doing the same work (redis-cli, cp, aws, redis-server).
 package main
 
 import (
@@ -46,7 +49,7 @@ const (
 )
 
 var (
-	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three) or clusters")
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters or snapshots")
 	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
 	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
 	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
@@ -153,11 +156,15 @@ func run() error {
 		}
 	}
 	clusters := *scenarioFlag == "clusters"
-	if (len(todo) == 0 && !clusters) || *workers < 1 {
+	snapshots := *scenarioFlag == "snapshots"
+	if (len(todo) == 0 && !clusters && !snapshots) || *workers < 1 {
 		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
 	}
 	if clusters && (*samples < 1 || *scaleN < 2 || *scaleN > 1000) {
 		return fmt.Errorf("-samples must be at least 1 and -clusters between 2 and 1000 (hoard's node ports are 21000-21999)")
+	}
+	if snapshots && (*datasetMB < 1 || *snapReps < 1) {
+		return fmt.Errorf("-dataset-mb and -reps must be at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -176,11 +183,18 @@ func run() error {
 			return fmt.Errorf("building hoard (run from the module root): %w", err)
 		}
 	}
+	if snapshots {
+		// Its own hoard (two in turn) and moto_server: see snapshots.go.
+		if err := runSnapshots(ctx, bin, tmp); err != nil {
+			return fmt.Errorf("snapshots: %w", err)
+		}
+		return nil
+	}
 	var extra []string
 	if clusters {
 		extra = clusterServeFlags
 	}
-	srv, addr, err := startHoard(ctx, bin, tmp, extra...)
+	srv, addr, err := startHoard(ctx, bin, tmp, nil, extra...)
 	if srv != nil {
 		// Engine nodes run in their own sessions and outlive hoard by design: after
 		// hoard has stopped, end whatever is still running under tmp, by PID.

@@ -376,6 +376,11 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 	if !set["save"] {
 		line("save", "")
 	}
+	// Snapshots stream over the replication protocol; redis's default 5 s wait for
+	// more replicas to share a diskless transfer would only delay each one.
+	if !set["repl-diskless-sync-delay"] {
+		line("repl-diskless-sync-delay", "0")
+	}
 	// A node restored from a seed RDB starts with the AOF off, whatever its
 	// parameters: with appendonly on redis would load the (missing or old)
 	// AOF instead of the seed. Start turns the AOF on once the seed is loaded.

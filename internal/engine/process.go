@@ -42,6 +42,9 @@ var (
 	LoadTimeout = 10 * time.Minute
 	// readyPollInterval is the pause between two readiness probes.
 	readyPollInterval = 2 * time.Millisecond
+	// loadPollInterval is the pause between two probes of a node that is
+	// loading its data.
+	loadPollInterval = 20 * time.Millisecond
 	// killWait bounds the wait for a SIGKILLed process to disappear.
 	killWait = 10 * time.Second
 )
@@ -327,22 +330,21 @@ func waitReady(ctx context.Context, s *started, probe probeFunc) error {
 			}
 			err = fmt.Errorf("%s answers, but not from pid %d", addr, h.PID)
 		}
-		if errors.Is(err, errNotReady) && LoadTimeout > limit && listensOn(h.PID, h.Port) {
-			// Our node answers and is loading its data: that may take
-			// longer than a start.
-			limit = LoadTimeout
-			deadline = start.Add(LoadTimeout)
+		poll := readyPollInterval
+		if errors.Is(err, errNotReady) && listensOn(h.PID, h.Port) {
+			// Our node answers and is loading its data, which may take
+			// longer than a start: wait up to LoadTimeout, polling less
+			// often.
+			if LoadTimeout > limit {
+				limit = LoadTimeout
+				deadline = start.Add(LoadTimeout)
+			}
+			poll = loadPollInterval
 		}
 		last = err
-		wait := time.Until(deadline)
-		if wait > readyPollInterval {
-			wait = readyPollInterval
-		}
-		timedOut := func() error {
-			return fmt.Errorf("node %s (pid %d) did not become ready within %s (last probe: %v)%s", addr, h.PID, limit, last, logTailMessage(h.Dir))
-		}
+		wait := min(time.Until(deadline), poll)
 		if wait <= 0 {
-			return timedOut()
+			return fmt.Errorf("node %s (pid %d) did not become ready within %s (last probe: %v)%s", addr, h.PID, limit, last, logTailMessage(h.Dir))
 		}
 		select {
 		case <-s.exited:

@@ -54,8 +54,8 @@ var _ Snapshotter = (*redisDriver)(nil)
 // one, announces `REPLCONF capa eof` (so that redis sends the RDB straight from
 // its fork, without writing it to the node's disk, when repl-diskless-sync is
 // on, the default since redis 7) and `REPLCONF rdb-only 1` (redis 7 and later:
-// the node closes the connection after the RDB instead of making this a
-// replica; older servers answer with an error, which is ignored), then SYNC. It
+// the connection gets the RDB only, not the replication stream a replica would
+// get next; older servers answer with an error, which is ignored), then SYNC. It
 // takes both forms of the reply: `$<length>` and exactly length bytes (an RDB
 // written to disk first), or `$EOF:<mark>` and the payload up to the same
 // 40-byte mark (diskless). The payload goes to path+".tmp" as it arrives, is
@@ -309,8 +309,8 @@ func (r idleReader) Read(p []byte) (int, error) {
 type rdbSink struct {
 	w       io.Writer
 	n       int64
-	head    []byte // the first rdbHeaderLen bytes
-	version int    // RDB version, once head is complete
+	head    []byte              // the first rdbHeaderLen bytes
+	version int                 // RDB version, once head is complete
 	tail    [rdbEOFTrailer]byte // the last bytes written, right-aligned
 }
 
