@@ -28,11 +28,8 @@ func (s *Service) ModifyCacheCluster(ctx context.Context, in *ecapi.ModifyCacheC
 	}
 	var cl *cluster
 	err := s.store.Update(func(tx *store.Tx) (err error) {
-		if cl, err = loadCluster(tx, c, in.CacheClusterId); err != nil {
+		if cl, err = loadAvailableCluster(tx, c, in.CacheClusterId); err != nil {
 			return err
-		}
-		if cl.Status != statusAvailable {
-			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not available (it is %s).", cl.ID, cl.Status)
 		}
 		if err := validateWindows(in.PreferredMaintenanceWindow, in.SnapshotWindow, in.SnapshotRetentionLimit, cl.Engine); err != nil {
 			return err

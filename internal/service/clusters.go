@@ -117,6 +117,15 @@ func init() {
 	})
 }
 
+// loadAvailableCluster loads a cluster that must be available for the change asked.
+func loadAvailableCluster(tx *store.Tx, c Caller, id string) (*cluster, error) {
+	cl, err := loadCluster(tx, c, id)
+	if err == nil && cl.Status != statusAvailable {
+		err = ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not available (it is %s).", cl.ID, cl.Status)
+	}
+	return cl, err
+}
+
 // clusterUsing names one of the caller's clusters for which uses is true, if any.
 func clusterUsing(tx *store.Tx, c Caller, uses func(*cluster) bool) (string, error) {
 	clusters, err := store.ScanAs[cluster](tx, tableClusters, c.scope())
@@ -490,11 +499,8 @@ func (s *Service) RebootCacheCluster(ctx context.Context, in *ecapi.RebootCacheC
 	}
 	var cl *cluster
 	err := s.store.Update(func(tx *store.Tx) (err error) {
-		if cl, err = loadCluster(tx, c, in.CacheClusterId); err != nil {
+		if cl, err = loadAvailableCluster(tx, c, in.CacheClusterId); err != nil {
 			return err
-		}
-		if cl.Status != statusAvailable {
-			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not available (it is %s).", cl.ID, cl.Status)
 		}
 		for _, id := range in.CacheNodeIdsToReboot {
 			n := cl.node(id)
