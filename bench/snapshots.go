@@ -298,8 +298,12 @@ func (e *snapEnv) copy(ctx context.Context, op *snapOp) error {
 			if err != nil {
 				return wall, cpu, fmt.Errorf("CopySnapshot: %w", err)
 			}
-			if file, err := e.snapshotFile(ctx, name); err != nil || fileSize(file) != op.size {
-				return wall, cpu, fmt.Errorf("the copy %s is not %d bytes (%v)", name, op.size, err)
+			file, err := e.snapshotFile(ctx, name)
+			if err != nil {
+				return wall, cpu, err
+			}
+			if n := fileSize(file); n != op.size {
+				return wall, cpu, fmt.Errorf("the copy %s has %d bytes, want %d", name, n, op.size)
 			}
 			if _, err := e.ec.DeleteSnapshot(ctx, &elasticache.DeleteSnapshotInput{SnapshotName: aws.String(name)}); err != nil {
 				return wall, cpu, fmt.Errorf("DeleteSnapshot %s: %w", name, err)

@@ -289,6 +289,23 @@ func TestSnapshotErrors(t *testing.T) {
 	_, err = c.DeleteCacheCluster(ctx(t), &elasticache.DeleteCacheClusterInput{CacheClusterId: aws.String("r"), FinalSnapshotIdentifier: aws.String("one")})
 	wantAPIError(t, err, "SnapshotAlreadyExistsFault", 400)
 
+	// A damaged snapshot file is caught by its checksum: neither copied nor restored.
+	file := filepath.Join(h.dataDir, "snapshots", testAccount, "us-east-1", "one", "0001.rdb")
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.CopySnapshot(ctx(t), &elasticache.CopySnapshotInput{SourceSnapshotName: aws.String("one"), TargetSnapshotName: aws.String("copy-of-damaged")})
+	wantAPIError(t, err, "InvalidSnapshotState", 400)
+	_, err = c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{SnapshotName: aws.String("copy-of-damaged")})
+	wantAPIError(t, err, "SnapshotNotFoundFault", 404)
+	_, err = c.CreateCacheCluster(ctx(t), &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("from-damaged"), SnapshotName: aws.String("one")})
+	wantAPIError(t, err, "InvalidSnapshotState", 400)
+
 	bySource, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{CacheClusterId: aws.String("r"), SnapshotSource: aws.String("manual")})
 	if err != nil || len(bySource.Snapshots) != 1 {
 		t.Fatalf("manual snapshots of r: %+v %v", bySource, err)

@@ -2,7 +2,10 @@ package service
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,10 +50,10 @@ func (s *Service) CopySnapshot(ctx context.Context, in *ecapi.CopySnapshotMessag
 	if err != nil {
 		return nil, err
 	}
-	if err := s.verifySnapshot(src); err != nil {
-		return nil, err
-	}
 	if in.TargetBucket != "" {
+		if err := s.verifySnapshot(src); err != nil {
+			return nil, err
+		}
 		return s.exportSnapshot(ctx, src, in.TargetBucket, in.TargetSnapshotName)
 	}
 	copied := *src
@@ -87,7 +90,8 @@ func (s *Service) verifySnapshot(sn *snapshot) error {
 }
 
 // copySnapshotFiles gives the copy its own files: real copies, not links, so that
-// either snapshot can be deleted or damaged without touching the other.
+// either snapshot can be deleted or damaged without touching the other. Each file
+// is checked against its recorded checksum as it is copied (one read, not two).
 func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 	final := s.snapshotDir(dst)
 	staging := final + ".staging"
@@ -97,8 +101,12 @@ func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 	}
 	defer os.RemoveAll(staging)
 	for _, ns := range src.Nodes {
-		if err := copyFile(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb")); err != nil {
+		sum, err := copyFileSum(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb"))
+		if err != nil {
 			return err
+		}
+		if sum != ns.SHA256 {
+			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, ns.NodeID)
 		}
 	}
 	_ = os.RemoveAll(final)
@@ -110,24 +118,31 @@ func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 
 // copyFile makes a real, fsynced copy of a file (never a link).
 func copyFile(from, to string) error {
+	_, err := copyFileSum(from, to)
+	return err
+}
+
+// copyFileSum copies a file as copyFile does and returns the SHA-256 of what it copied.
+func copyFileSum(from, to string) (string, error) {
 	in, err := os.Open(from)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer in.Close()
 	out, err := os.OpenFile(to, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
-		return err
+		return "", err
 	}
-	if _, err := out.ReadFrom(in); err != nil {
+	h := sha256.New()
+	if _, err := io.CopyBuffer(out, io.TeeReader(in, h), make([]byte, 1<<20)); err != nil {
 		out.Close()
-		return err
+		return "", err
 	}
 	if err := out.Sync(); err != nil {
 		out.Close()
-		return err
+		return "", err
 	}
-	return out.Close()
+	return hex.EncodeToString(h.Sum(nil)), out.Close()
 }
 
 // exportSnapshot writes each node's RDB to the bucket; an export that fails on a
