@@ -53,8 +53,8 @@ func (s *Service) stageSnapshot(c Caller, clusterID, name string) (*restoreSourc
 	src := &restoreSource{dir: dir, snapshot: sn}
 	for _, ns := range sn.Nodes {
 		from := s.nodeFile(sn, ns.NodeID)
-		sum, err := fileSHA256(from)
-		if err != nil || sum != ns.SHA256 {
+		sum, err := fileChecksum(from)
+		if err != nil || sum != ns.Checksum {
 			_ = os.RemoveAll(dir)
 			return nil, ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", sn.Name, ns.NodeID)
 		}

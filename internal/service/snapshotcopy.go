@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -81,8 +79,8 @@ func (s *Service) CopySnapshot(ctx context.Context, in *ecapi.CopySnapshotMessag
 // verifySnapshot checks every file of a snapshot against its recorded checksum.
 func (s *Service) verifySnapshot(sn *snapshot) error {
 	for _, ns := range sn.Nodes {
-		sum, err := fileSHA256(s.nodeFile(sn, ns.NodeID))
-		if err != nil || sum != ns.SHA256 {
+		sum, err := fileChecksum(s.nodeFile(sn, ns.NodeID))
+		if err != nil || sum != ns.Checksum {
 			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", sn.Name, ns.NodeID)
 		}
 	}
@@ -105,7 +103,7 @@ func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 		if err != nil {
 			return err
 		}
-		if sum != ns.SHA256 {
+		if sum != ns.Checksum {
 			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, ns.NodeID)
 		}
 	}
@@ -122,7 +120,7 @@ func copyFile(from, to string) error {
 	return err
 }
 
-// copyFileSum copies a file as copyFile does and returns the SHA-256 of what it copied.
+// copyFileSum copies a file as copyFile does and returns the checksum of what it copied.
 func copyFileSum(from, to string) (string, error) {
 	in, err := os.Open(from)
 	if err != nil {
@@ -133,7 +131,7 @@ func copyFileSum(from, to string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	h := sha256.New()
+	h := newChecksum()
 	if _, err := io.CopyBuffer(out, io.TeeReader(in, h), make([]byte, 1<<20)); err != nil {
 		out.Close()
 		return "", err
@@ -142,7 +140,7 @@ func copyFileSum(from, to string) (string, error) {
 		out.Close()
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), out.Close()
+	return checksumString(h), out.Close()
 }
 
 // exportSnapshot writes each node's RDB to the bucket; an export that fails on a

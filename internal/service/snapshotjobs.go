@@ -2,9 +2,9 @@ package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -87,11 +87,11 @@ func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
 		if err != nil {
 			return fmt.Errorf("node %s: %w", ns.NodeID, err)
 		}
-		sum, err := fileSHA256(path)
+		sum, err := fileChecksum(path)
 		if err != nil {
 			return err
 		}
-		ns.Size, ns.SHA256, ns.SnapshotTaken = size, sum, s.now()
+		ns.Size, ns.Checksum, ns.SnapshotTaken = size, sum, s.now()
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
@@ -167,17 +167,27 @@ func (s *Service) recoverSnapshots() error {
 	return nil
 }
 
-func fileSHA256(path string) (string, error) {
+// Snapshot files are checksummed with CRC-32C: it finds corruption as well as a
+// cryptographic hash does for this purpose (no adversary writes hoard's data
+// dir), and the CPU computes it at memory speed, so checking a 1 GiB snapshot
+// before a copy or restore costs a fraction of a second instead of seconds.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+func newChecksum() hash.Hash32 { return crc32.New(castagnoli) }
+
+func checksumString(h hash.Hash32) string { return fmt.Sprintf("crc32c:%08x", h.Sum32()) }
+
+func fileChecksum(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	h := newChecksum()
+	if _, err := io.CopyBuffer(h, f, make([]byte, 1<<20)); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return checksumString(h), nil
 }
 
 func syncDir(dir string) error {

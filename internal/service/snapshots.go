@@ -60,7 +60,7 @@ type nodeSnapshot struct {
 	NodeID        string    `json:"nodeId"`
 	NodeCreatedAt time.Time `json:"nodeCreatedAt"`
 	Size          int64     `json:"size"`
-	SHA256        string    `json:"sha256,omitempty"`
+	Checksum      string    `json:"checksum,omitempty"` // newChecksum of the RDB file
 	SnapshotTaken time.Time `json:"snapshotTaken,omitempty"`
 }
 
