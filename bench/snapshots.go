@@ -309,15 +309,7 @@ func (e *snapEnv) copy(ctx context.Context, op *snapOp) error {
 				return wall, cpu, fmt.Errorf("DeleteSnapshot %s: %w", name, err)
 			}
 			return wall, cpu, nil
-		}, func(rep int) (time.Duration, time.Duration, error) {
-			out := filepath.Join(e.baseDir, fmt.Sprintf("cp-%d.rdb", rep))
-			wall, cpu, err := runTool(ctx, nil, "cp", e.snapFile, out)
-			if err == nil && fileSize(out) != op.size {
-				err = fmt.Errorf("cp wrote %d bytes, want %d", fileSize(out), op.size)
-			}
-			os.Remove(out)
-			return wall, cpu, err
-		})
+		}, e.cpBaseline(ctx, e.baseDir, op.size))
 		if err != nil {
 			return err
 		}
@@ -380,15 +372,7 @@ func (e *snapEnv) exportLocal(ctx context.Context, op *snapOp) error {
 			}
 			os.Remove(out)
 			return wall, cpu, err
-		}, func(rep int) (time.Duration, time.Duration, error) {
-			out := filepath.Join(dir, fmt.Sprintf("cp-%d.rdb", rep))
-			wall, cpu, err := runTool(ctx, nil, "cp", e.snapFile, out)
-			if err == nil && fileSize(out) != op.size {
-				err = fmt.Errorf("cp wrote %d bytes, want %d", fileSize(out), op.size)
-			}
-			os.Remove(out)
-			return wall, cpu, err
-		})
+		}, e.cpBaseline(ctx, dir, op.size))
 		if err != nil {
 			return err
 		}
@@ -596,4 +580,18 @@ func absDiff(a, b int64) int64 {
 		return a - b
 	}
 	return b - a
+}
+
+// cpBaseline is the baseline of copy and export-local: cp of the snapshot's file
+// into dir, checked for size and removed.
+func (e *snapEnv) cpBaseline(ctx context.Context, dir string, size int64) func(int) (time.Duration, time.Duration, error) {
+	return func(rep int) (time.Duration, time.Duration, error) {
+		out := filepath.Join(dir, fmt.Sprintf("cp-%d.rdb", rep))
+		wall, cpu, err := runTool(ctx, nil, "cp", e.snapFile, out)
+		if err == nil && fileSize(out) != size {
+			err = fmt.Errorf("cp wrote %d bytes, want %d", fileSize(out), size)
+		}
+		os.Remove(out)
+		return wall, cpu, err
+	}
 }

@@ -323,18 +323,9 @@ func (s *s3Storage) putSingle(ctx context.Context, f *os.File, size int64, bucke
 	}
 	fctx, cancel := finalContext(ctx)
 	defer cancel()
-	err := put(fctx, true)
-	if err != nil {
-		if status, code, _ := respInfo(err); notImplemented(status, code) {
-			// The server does not do conditional writes: check again, then
-			// write unconditionally (a narrow race remains on such servers).
-			if exists, herr := s.keyExists(fctx, bucket, key); herr != nil {
-				return herr
-			} else if exists {
-				return &Error{Err: ErrKeyExists, Bucket: bucket, Key: key}
-			}
-			err = put(fctx, false)
-		}
+	err, decided := s.writeIfAbsent(fctx, bucket, key, put)
+	if decided {
+		return err
 	}
 	if err != nil && !s.isOwn(ctx, bucket, key, id) {
 		return writeFailed(bucket, key, "PutObject", err)
@@ -445,16 +436,9 @@ feed:
 	}
 	fctx, fcancel := finalContext(ctx)
 	defer fcancel()
-	err = complete(fctx, true)
-	if err != nil {
-		if status, code, _ := respInfo(err); notImplemented(status, code) {
-			if exists, herr := s.keyExists(fctx, bucket, key); herr != nil {
-				return herr
-			} else if exists {
-				return &Error{Err: ErrKeyExists, Bucket: bucket, Key: key}
-			}
-			err = complete(fctx, false)
-		}
+	err, decided := s.writeIfAbsent(fctx, bucket, key, complete)
+	if decided {
+		return err
 	}
 	if err != nil && !s.isOwn(ctx, bucket, key, id) {
 		return writeFailed(bucket, key, "CompleteMultipartUpload", err)
@@ -521,4 +505,25 @@ func (s *s3Storage) Fetch(ctx context.Context, bucket, key, path string) error {
 		return fmt.Errorf("blob: fetch %s/%s to %s: %w", bucket, key, path, err)
 	}
 	return nil
+}
+
+// writeIfAbsent runs a final write conditionally (If-None-Match: *). A server that
+// does not do conditional writes gets the key checked again, then the write
+// unconditionally (a narrow race remains on such servers). decided reports an
+// outcome known without doubt (the check failed, or found the key): the caller
+// returns it as is; otherwise err is the write's own result.
+func (s *s3Storage) writeIfAbsent(ctx context.Context, bucket, key string, write func(context.Context, bool) error) (err error, decided bool) {
+	err = write(ctx, true)
+	if err == nil {
+		return nil, false
+	}
+	if status, code, _ := respInfo(err); !notImplemented(status, code) {
+		return err, false
+	}
+	if exists, herr := s.keyExists(ctx, bucket, key); herr != nil {
+		return herr, true
+	} else if exists {
+		return &Error{Err: ErrKeyExists, Bucket: bucket, Key: key}, true
+	}
+	return write(ctx, false), false
 }
