@@ -74,6 +74,8 @@ func serve(args []string) error {
 	fs.IntVar(&quotas.SubnetGroups, "quota-subnet-groups", quotas.SubnetGroups, "custom cache subnet groups per account and region")
 	fs.IntVar(&quotas.SecurityGroups, "quota-security-groups", quotas.SecurityGroups, "custom cache security groups per account and region")
 	fs.IntVar(&quotas.ManualSnapshotsPerDay, "quota-manual-snapshots-per-day", quotas.ManualSnapshotsPerDay, "manual snapshots per node in any 24 hours")
+	fs.IntVar(&quotas.ServerlessCaches, "quota-serverless-caches", quotas.ServerlessCaches, "serverless caches per account and region")
+	fs.IntVar(&quotas.ServerlessSnapshotsPerDay, "quota-serverless-snapshots-per-day", quotas.ServerlessSnapshotsPerDay, "manual snapshots per serverless cache in any 24 hours")
 	advertiseHost := fs.String("advertise-host", "127.0.0.1", "address engine nodes bind and endpoints name")
 	nodePorts := fs.String("node-ports", fmt.Sprintf("%d-%d", service.DefaultNodePorts.First, service.DefaultNodePorts.Last), "port range for engine nodes")
 	reconcileInterval := fs.Duration("reconcile-interval", time.Second, "how often node health is checked even when nothing changes")

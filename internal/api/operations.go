@@ -74,6 +74,17 @@ func operations() map[string]handler {
 		"DescribeSnapshots": op((*service.Service).DescribeSnapshots),
 		"CopySnapshot":      op((*service.Service).CopySnapshot),
 		"DeleteSnapshot":    op((*service.Service).DeleteSnapshot),
+		// Serverless caches
+		"CreateServerlessCache":    op((*service.Service).CreateServerlessCache),
+		"DescribeServerlessCaches": op((*service.Service).DescribeServerlessCaches),
+		"ModifyServerlessCache":    op((*service.Service).ModifyServerlessCache),
+		"DeleteServerlessCache":    op((*service.Service).DeleteServerlessCache),
+		// Serverless cache snapshots
+		"CreateServerlessCacheSnapshot":    op((*service.Service).CreateServerlessCacheSnapshot),
+		"DescribeServerlessCacheSnapshots": op((*service.Service).DescribeServerlessCacheSnapshots),
+		"CopyServerlessCacheSnapshot":      op((*service.Service).CopyServerlessCacheSnapshot),
+		"ExportServerlessCacheSnapshot":    op((*service.Service).ExportServerlessCacheSnapshot),
+		"DeleteServerlessCacheSnapshot":    op((*service.Service).DeleteServerlessCacheSnapshot),
 		// Events
 		"DescribeEvents": op((*service.Service).DescribeEvents),
 		// Engines

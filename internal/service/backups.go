@@ -152,3 +152,107 @@ func (s *Service) pruneAutomated(now time.Time, retention map[string]int32) erro
 	}
 	return nil
 }
+
+// serverlessBackups takes the daily automated snapshot of each serverless cache
+// with a SnapshotRetentionLimit, in the hour from its DailySnapshotTime, and
+// deletes automated snapshots past their expiry (or of caches that are gone).
+func (s *Service) serverlessBackups(ctx context.Context) error {
+	now := s.now()
+	var caches []cluster
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		caches, err = store.ScanAs[cluster](tx, tableServerless, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	exists := map[string]bool{}
+	for i := range caches {
+		cl := &caches[i]
+		exists[cl.key()] = true
+		if day, due := serverlessBackupDue(cl, now); due {
+			if err := s.startAutomatedServerlessSnapshot(ctx, cl.caller(), cl.ID, day); err != nil {
+				s.log.Error("automated serverless snapshot", "cache", cl.key(), "error", err)
+			}
+		}
+	}
+	return s.pruneAutomatedServerless(now, exists)
+}
+
+// serverlessBackupDue reports whether a cache's daily snapshot is due now: in
+// the hour that begins at DailySnapshotTime, once a day.
+func serverlessBackupDue(cl *cluster, now time.Time) (string, bool) {
+	daily := cl.Serverless.DailySnapshotTime
+	if cl.SnapshotRetentionLimit <= 0 || cl.Status != statusAvailable || daily == "" {
+		return "", false
+	}
+	var h, m int
+	if _, err := fmt.Sscanf(daily, "%d:%d", &h, &m); err != nil {
+		return "", false
+	}
+	day, in := snapshotWindowDay(fmt.Sprintf("%02d:%02d-%02d:%02d", h, m, (h+1)%24, m), now)
+	return day, in && cl.LastAutoSnapshot != day
+}
+
+func (s *Service) startAutomatedServerlessSnapshot(ctx context.Context, c Caller, name, day string) error {
+	now := s.now()
+	snapName := fmt.Sprintf("automatic.%s-%s", name, now.Format("2006-01-02-15-04"))
+	jobKey := "serverless:" + c.scope() + snapName
+	s.snapshotJobs.begin(jobKey)
+	var sn *serverlessSnapshot
+	err := s.store.Update(func(tx *store.Tx) error {
+		cl, err := loadServerless(tx, c, name)
+		if err != nil {
+			return err
+		}
+		if d, due := serverlessBackupDue(cl, now); !due || d != day || tx.Has(tableServerlessSnapshots, c.scope()+snapName) {
+			return errNotDue
+		}
+		cl.LastAutoSnapshot = day
+		sn = newServerlessSnapshot(cl, snapName, snapshotTypeAutomated, cl.Serverless.KmsKeyID, now)
+		return s.beginServerlessSnapshot(tx, cl, sn)
+	})
+	if err != nil {
+		s.snapshotJobs.end(jobKey)
+		if err == errNotDue {
+			return nil
+		}
+		return err
+	}
+	go s.takeServerlessSnapshot(context.WithoutCancel(ctx), sn)
+	return nil
+}
+
+func (s *Service) pruneAutomatedServerless(now time.Time, exists map[string]bool) error {
+	var expired []serverlessSnapshot
+	err := s.store.View(func(tx *store.Tx) error {
+		all, err := store.ScanAs[serverlessSnapshot](tx, tableServerlessSnapshots, "")
+		for _, sn := range all {
+			if sn.Type == snapshotTypeAutomated && sn.Status != snapshotCreating &&
+				(!exists[sn.Account+"/"+sn.Region+"/"+sn.CacheName] || now.After(sn.ExpiresAt)) {
+				expired = append(expired, sn)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range expired {
+		sn := &expired[i]
+		err := s.store.Update(func(tx *store.Tx) error {
+			if err := tx.Delete(tableServerlessSnapshots, sn.key()); err != nil {
+				return err
+			}
+			if err := tx.Delete(tableTags, sn.arn()); err != nil {
+				return err
+			}
+			return s.recordEvent(tx, sn.caller(), EventsServerlessSnapshot, sn.Name, "Deleted automated snapshot %s: past the retention limit", sn.Name)
+		})
+		if err != nil {
+			return err
+		}
+		_ = os.RemoveAll(s.serverlessSnapshotDir(sn))
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -69,6 +70,9 @@ type cluster struct {
 	FinalSnapshot string `json:"finalSnapshot,omitempty"`
 	// LastAutoSnapshot is the day (yyyy-mm-dd) of the last automated snapshot.
 	LastAutoSnapshot string `json:"lastAutoSnapshot,omitempty"`
+	// Serverless is set when the record is a serverless cache: the same engine
+	// runtime and reconciler, stored in its own table and shown by its own API.
+	Serverless *serverlessSpec `json:"serverless,omitempty"`
 }
 
 // pending holds modifications deferred to the maintenance window (ApplyImmediately false).
@@ -98,6 +102,47 @@ type node struct {
 }
 
 func (c *cluster) key() string { return c.Account + "/" + c.Region + "/" + c.ID }
+
+// table is where the record lives: serverless caches have a namespace of their own.
+func (c *cluster) table() string {
+	if c.Serverless != nil {
+		return tableServerless
+	}
+	return tableClusters
+}
+
+// eventSource is the source type and identifier of the record's events.
+func (c *cluster) eventSource() (string, string) {
+	if c.Serverless != nil {
+		return EventsServerlessCache, c.ID
+	}
+	return EventsCacheCluster, c.ID
+}
+
+// arn is the record's ARN.
+func (c *cluster) arn() string {
+	if c.Serverless != nil {
+		return c.caller().arn("serverlesscache", c.ID)
+	}
+	return c.caller().arn("cluster", c.ID)
+}
+
+// noun names the kind of record in event messages.
+func (c *cluster) noun() string {
+	if c.Serverless != nil {
+		return "Serverless cache"
+	}
+	return "Cache cluster"
+}
+
+// nodesRoot is the directory holding the record's node directories.
+func (s *Service) nodesRoot(c *cluster) string {
+	area := "nodes"
+	if c.Serverless != nil {
+		area = "serverless-nodes"
+	}
+	return filepath.Join(s.cfg.DataDir, area, c.Account, c.Region, c.ID)
+}
 
 func (c *cluster) caller() Caller { return Caller{Account: c.Account, Region: c.Region} }
 
@@ -414,13 +459,24 @@ func (s *Service) addNodes(tx *store.Tx, cl *cluster, n int) error {
 
 func (s *Service) usedPorts(tx *store.Tx) (map[int]bool, error) {
 	used := map[int]bool{}
-	all, err := store.ScanAs[cluster](tx, tableClusters, "")
+	all, err := allClusters(tx)
 	for _, cl := range all {
 		for _, n := range cl.Nodes {
 			used[n.Port] = true
 		}
 	}
 	return used, err
+}
+
+// allClusters lists every record the reconciler runs nodes for: cache clusters
+// and serverless caches, of every account and region.
+func allClusters(tx *store.Tx) ([]cluster, error) {
+	clusters, err := store.ScanAs[cluster](tx, tableClusters, "")
+	if err != nil {
+		return nil, err
+	}
+	serverless, err := store.ScanAs[cluster](tx, tableServerless, "")
+	return append(clusters, serverless...), err
 }
 
 // DescribeCacheClusters lists the caller's clusters, or one, by ID.

@@ -32,9 +32,15 @@ func (s *Service) Run(ctx context.Context) {
 		if err := s.recoverSnapshots(); err != nil {
 			s.log.Error("recovering interrupted snapshots", "error", err)
 		}
+		if err := s.recoverServerlessSnapshots(); err != nil {
+			s.log.Error("recovering interrupted serverless snapshots", "error", err)
+		}
 		s.reconcileAll(ctx)
 		if err := s.autoBackups(ctx); err != nil {
 			s.log.Error("automatic backups", "error", err)
+		}
+		if err := s.serverlessBackups(ctx); err != nil {
+			s.log.Error("automatic serverless snapshots", "error", err)
 		}
 		if time.Since(lastPrune) > time.Hour {
 			if err := s.pruneEvents(); err != nil {
@@ -67,7 +73,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 	ctx = context.WithoutCancel(ctx)
 	var clusters []cluster
 	err := s.store.View(func(tx *store.Tx) (err error) {
-		clusters, err = store.ScanAs[cluster](tx, tableClusters, "")
+		clusters, err = allClusters(tx)
 		return err
 	})
 	if err != nil {
@@ -119,7 +125,8 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 			if fresh.Pending == nil || fresh.Status != statusAvailable {
 				return nil
 			}
-			if err := s.recordEvent(tx, fresh.caller(), EventsCacheCluster, fresh.ID, "Applying pending modifications in the maintenance window"); err != nil {
+			kind, id := fresh.eventSource()
+			if err := s.recordEvent(tx, fresh.caller(), kind, id, "Applying pending modifications in the maintenance window"); err != nil {
 				return err
 			}
 			return s.applyModification(tx, fresh, fresh.Pending)
@@ -147,8 +154,9 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 		return nil
 	}
 	err = s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
+		kind, id := fresh.eventSource()
 		for _, e := range applyResults(cl, fresh, results) {
-			if err := s.recordEvent(tx, fresh.caller(), EventsCacheCluster, fresh.ID, "%s", e); err != nil {
+			if err := s.recordEvent(tx, fresh.caller(), kind, id, "%s", e); err != nil {
 				return err
 			}
 		}
@@ -282,7 +290,7 @@ func applyResults(seen, fresh *cluster, results []nodeResult) (events []string) 
 	}
 	if len(failures) > 0 && fresh.Status == statusCreating {
 		fresh.Status, fresh.FailureReason = statusFailed, strings.Join(failures, "; ")
-		return append(events, "Failed to create cache cluster: "+fresh.FailureReason)
+		return append(events, "Failed to create "+strings.ToLower(fresh.noun())+": "+fresh.FailureReason)
 	}
 	settled := len(failures) == 0
 	anyPending := false
@@ -302,14 +310,14 @@ func applyResults(seen, fresh *cluster, results []nodeResult) (events []string) 
 	switch fresh.Status {
 	case statusCreating:
 		fresh.Status = statusAvailable
-		events = append(events, "Cache cluster created")
+		events = append(events, fresh.noun()+" created")
 	case statusRebooting:
 		fresh.Status = statusAvailable
-		events = append(events, "Cache cluster rebooted")
+		events = append(events, fresh.noun()+" rebooted")
 	case statusModifying:
 		if fresh.ParamStatus != applyApplying {
 			fresh.Status = statusAvailable
-			events = append(events, "Cache cluster modified")
+			events = append(events, fresh.noun()+" modified")
 		}
 	}
 	return events
@@ -338,7 +346,11 @@ func changesNothing(cl *cluster, results []nodeResult) bool {
 // final snapshot when one was asked for.
 func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *cluster) error {
 	if cl.FinalSnapshot != "" {
-		if err := s.takeFinalSnapshot(ctx, cl); err != nil {
+		final := s.takeFinalSnapshot
+		if cl.Serverless != nil {
+			final = s.takeFinalServerlessSnapshot
+		}
+		if err := final(ctx, cl); err != nil {
 			return err
 		}
 	}
@@ -353,16 +365,17 @@ func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *clust
 			_ = os.Remove(filepath.Dir(n.Seed))
 		}
 	}
-	_ = os.RemoveAll(filepath.Join(s.cfg.DataDir, "nodes", cl.Account, cl.Region, cl.ID))
+	_ = os.RemoveAll(s.nodesRoot(cl))
 	return s.store.Update(func(tx *store.Tx) error {
 		c := cl.caller()
-		if err := tx.Delete(tableClusters, cl.key()); err != nil {
+		if err := tx.Delete(cl.table(), cl.key()); err != nil {
 			return err
 		}
-		if err := tx.Delete(tableTags, c.arn("cluster", cl.ID)); err != nil {
+		if err := tx.Delete(tableTags, cl.arn()); err != nil {
 			return err
 		}
-		return s.recordEvent(tx, c, EventsCacheCluster, cl.ID, "Cache cluster deleted")
+		kind, id := cl.eventSource()
+		return s.recordEvent(tx, c, kind, id, "%s deleted", cl.noun())
 	})
 }
 
@@ -370,7 +383,7 @@ func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *clust
 func (s *Service) updateCluster(cl *cluster, fn func(*store.Tx, *cluster) error) error {
 	return s.store.Update(func(tx *store.Tx) error {
 		var fresh cluster
-		if err := tx.Get(tableClusters, cl.key(), &fresh); err != nil {
+		if err := tx.Get(cl.table(), cl.key(), &fresh); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return nil // deleted meanwhile
 			}
@@ -379,7 +392,7 @@ func (s *Service) updateCluster(cl *cluster, fn func(*store.Tx, *cluster) error)
 		if err := fn(tx, &fresh); err != nil {
 			return err
 		}
-		return tx.Put(tableClusters, fresh.key(), &fresh)
+		return tx.Put(fresh.table(), fresh.key(), &fresh)
 	})
 }
 
@@ -397,7 +410,11 @@ func (s *Service) clusterParams(cl *cluster) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return desiredParams(family, cl.NodeType, g.Values), nil
+	params := desiredParams(family, cl.NodeType, g.Values)
+	if cl.Serverless != nil {
+		cl.Serverless.limitParams(cl.Engine, params)
+	}
+	return params, nil
 }
 
 func (s *Service) binaryFor(engineName, version string) (string, error) {
@@ -410,7 +427,7 @@ func (s *Service) binaryFor(engineName, version string) (string, error) {
 }
 
 func (s *Service) nodeDir(cl *cluster, n *node) string {
-	return filepath.Join(s.cfg.DataDir, "nodes", cl.Account, cl.Region, cl.ID, n.ID)
+	return filepath.Join(s.nodesRoot(cl), n.ID)
 }
 
 func cloneMap(m map[string]string) map[string]string {

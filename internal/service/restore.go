@@ -32,8 +32,8 @@ func (s *Service) newSeedDir(c Caller, clusterID string) (string, error) {
 	return os.MkdirTemp(parent, clusterID+"-")
 }
 
-// stageSnapshot checks a snapshot can seed a new cluster and links its files into
-// the seed area (a hard link: instant, and independent of the snapshot's deletion).
+// stageSnapshot checks a snapshot can seed a new cluster and puts its files in
+// the seed area (see stagePlain).
 func (s *Service) stageSnapshot(c Caller, clusterID, name string) (*restoreSource, error) {
 	var sn *snapshot
 	err := s.store.View(func(tx *store.Tx) (err error) {
@@ -52,15 +52,9 @@ func (s *Service) stageSnapshot(c Caller, clusterID, name string) (*restoreSourc
 	}
 	src := &restoreSource{dir: dir, snapshot: sn}
 	for _, ns := range sn.Nodes {
-		from := s.nodeFile(sn, ns.NodeID)
-		sum, err := fileChecksum(from)
-		if err != nil || sum != ns.Checksum {
-			_ = os.RemoveAll(dir)
-			return nil, ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", sn.Name, ns.NodeID)
-		}
 		to := filepath.Join(dir, fmt.Sprintf("%04d.rdb", len(src.files)+1))
-		_ = os.Remove(to)
-		if err := linkOrCopy(from, to); err != nil {
+		damaged := ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", sn.Name, ns.NodeID)
+		if err := s.stagePlain(s.nodeFile(sn, ns.NodeID), to, ns.Checksum, sn.KmsKeyID, damaged); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}

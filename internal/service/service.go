@@ -27,10 +27,15 @@ type Quotas struct {
 	ManualSnapshotsPerDay int
 	SubnetGroups          int // custom cache subnet groups
 	SecurityGroups        int // custom cache security groups
+	ServerlessCaches      int // serverless caches
+	// ServerlessSnapshotsPerDay is how many manual snapshots one serverless cache
+	// may have taken in any 24 hours (AWS: 24).
+	ServerlessSnapshotsPerDay int
 }
 
 // DefaultQuotas are AWS's default service quotas.
-var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50, NodesPerRegion: 300, SubnetGroups: 50, SecurityGroups: 50, ManualSnapshotsPerDay: 20}
+var DefaultQuotas = Quotas{ParameterGroups: 150, TagsPerResource: 50, NodesPerRegion: 300, SubnetGroups: 50, SecurityGroups: 50,
+	ManualSnapshotsPerDay: 20, ServerlessCaches: 40, ServerlessSnapshotsPerDay: 24}
 
 // EngineVersion is an engine version hoard can run, found on this machine.
 type EngineVersion struct {
@@ -52,8 +57,10 @@ type Config struct {
 	NodePorts PortRange
 	// Buckets is where snapshots are exported to and clusters seeded from;
 	// BucketMessage words its errors as ElastiCache does.
-	Buckets           Buckets
-	BucketMessage     func(error) string
+	Buckets       Buckets
+	BucketMessage func(error) string
+	// Keys encrypts snapshots created with a KmsKeyId; nil refuses KmsKeyId.
+	Keys              Keys
 	ReconcileInterval time.Duration    // how often the reconciler looks even when not poked
 	Now               func() time.Time // injectable clock; time.Now when nil
 	Log               *slog.Logger
@@ -167,10 +174,16 @@ func pageByKey(maxRecords *int32, marker string, keys []string) (start, end int,
 // pageByKeyWithin is pageByKey for an operation whose MaxRecords is at most upper
 // (and defaults to it): DescribeSnapshots allows 20–50.
 func pageByKeyWithin(maxRecords *int32, upper int, marker string, keys []string) (start, end int, next string, err error) {
+	return pageKeys("MaxRecords", maxRecords, 20, upper, "marker", marker, keys)
+}
+
+// pageKeys is pageByKey with the names and bounds of one operation's paging
+// parameters: the serverless operations page with MaxResults (1–50) and NextToken.
+func pageKeys(limitName string, maxRecords *int32, lower, upper int, markerName, marker string, keys []string) (start, end int, next string, err error) {
 	limit := upper
 	if maxRecords != nil {
-		if *maxRecords < 20 || int(*maxRecords) > upper {
-			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("MaxRecords must be between 20 and %d, got %d.", upper, *maxRecords)
+		if int(*maxRecords) < lower || int(*maxRecords) > upper {
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("%s must be between %d and %d, got %d.", limitName, lower, upper, *maxRecords)
 		}
 		limit = int(*maxRecords)
 	}
@@ -178,7 +191,7 @@ func pageByKeyWithin(maxRecords *int32, upper int, marker string, keys []string)
 		raw, derr := base64.RawURLEncoding.DecodeString(marker)
 		after, ok := strings.CutPrefix(string(raw), "after:")
 		if derr != nil || !ok {
-			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("Invalid marker: %s", marker)
+			return 0, 0, "", ecapi.InvalidParameterValueException.Errorf("Invalid %s: %s", markerName, marker)
 		}
 		descending := len(keys) > 1 && keys[0] > keys[len(keys)-1]
 		start = sort.Search(len(keys), func(i int) bool {
@@ -203,16 +216,33 @@ func pageSorted[T any](items []T, name func(T) string, maxRecords *int32, marker
 
 // pageSortedWithin is pageSorted with pageByKeyWithin's MaxRecords bound.
 func pageSortedWithin[T any](items []T, name func(T) string, maxRecords *int32, upper int, marker string) ([]T, string, error) {
-	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
-	keys := make([]string, len(items))
-	for i, it := range items {
-		keys[i] = name(it)
-	}
+	keys := sortByName(items, name)
 	start, end, next, err := pageByKeyWithin(maxRecords, upper, marker, keys)
 	if err != nil {
 		return nil, "", err
 	}
 	return items[start:end], next, nil
+}
+
+// pageResults is pageSorted for the operations that page with MaxResults
+// (1–50, default 50) and NextToken.
+func pageResults[T any](items []T, name func(T) string, maxResults *int32, nextToken string) ([]T, string, error) {
+	keys := sortByName(items, name)
+	start, end, next, err := pageKeys("MaxResults", maxResults, 1, 50, "NextToken", nextToken, keys)
+	if err != nil {
+		return nil, "", err
+	}
+	return items[start:end], next, nil
+}
+
+// sortByName sorts items by name and returns their names in that order.
+func sortByName[T any](items []T, name func(T) string) []string {
+	sort.Slice(items, func(i, j int) bool { return name(items[i]) < name(items[j]) })
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = name(it)
+	}
+	return keys
 }
 
 // Markers are opaque to clients: the offset of the next item, base64-encoded.

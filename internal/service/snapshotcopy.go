@@ -55,7 +55,10 @@ func (s *Service) CopySnapshot(ctx context.Context, in *ecapi.CopySnapshotMessag
 		return s.exportSnapshot(ctx, src, in.TargetBucket, in.TargetSnapshotName)
 	}
 	copied := *src
-	copied.Name, copied.Source, copied.CreatedAt, copied.KmsKeyID = target, sourceManual, s.now(), in.KmsKeyId
+	copied.Name, copied.Source, copied.CreatedAt = target, sourceManual, s.now()
+	if in.KmsKeyId != "" {
+		copied.KmsKeyID = in.KmsKeyId
+	}
 	copied.Nodes = append([]nodeSnapshot(nil), src.Nodes...)
 	if err := s.copySnapshotFiles(src, &copied); err != nil {
 		return nil, err
@@ -89,7 +92,8 @@ func (s *Service) verifySnapshot(sn *snapshot) error {
 
 // copySnapshotFiles gives the copy its own files: real copies, not links, so that
 // either snapshot can be deleted or damaged without touching the other. Each file
-// is checked against its recorded checksum as it is copied (one read, not two).
+// is checked against its recorded checksum as it is copied (one read, not two),
+// and re-encrypted when the copy asks for another key.
 func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 	final := s.snapshotDir(dst)
 	staging := final + ".staging"
@@ -98,14 +102,13 @@ func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
 		return err
 	}
 	defer os.RemoveAll(staging)
-	for _, ns := range src.Nodes {
-		sum, err := copyFileSum(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb"))
+	for i, ns := range src.Nodes {
+		damaged := ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, ns.NodeID)
+		sum, size, err := s.copyData(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb"), ns.Checksum, src.KmsKeyID, dst.KmsKeyID, damaged)
 		if err != nil {
 			return err
 		}
-		if sum != ns.Checksum {
-			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, ns.NodeID)
-		}
+		dst.Nodes[i].Checksum, dst.Nodes[i].Size = sum, size
 	}
 	_ = os.RemoveAll(final)
 	if err := os.Rename(staging, final); err != nil {
@@ -152,7 +155,7 @@ func (s *Service) exportSnapshot(ctx context.Context, src *snapshot, bucket, nam
 	var written []string
 	for i, ns := range src.Nodes {
 		key := fmt.Sprintf("%s-%04d.rdb", name, i+1)
-		if err := s.cfg.Buckets.Export(ctx, s.nodeFile(src, ns.NodeID), bucket, key); err != nil {
+		if err := s.exportFile(ctx, s.nodeFile(src, ns.NodeID), src.KmsKeyID, bucket, key); err != nil {
 			msg := s.bucketMessage(err)
 			if len(written) > 0 {
 				msg += fmt.Sprintf(" (already exported: %s)", strings.Join(written, ", "))
@@ -164,4 +167,23 @@ func (s *Service) exportSnapshot(ctx context.Context, src *snapshot, bucket, nam
 	exported := *src
 	exported.Name = name
 	return &ecapi.CopySnapshotResult{Snapshot: s.snapshotShape(&exported)}, nil
+}
+
+// exportFile writes a stored snapshot file to bucket/key as plaintext, so that
+// the engine can load the object as it is: an encrypted file is decrypted into
+// a temporary file next to it first.
+func (s *Service) exportFile(ctx context.Context, path, kmsKey, bucket, key string) error {
+	if kmsKey == "" {
+		return s.cfg.Buckets.Export(ctx, path, bucket, key)
+	}
+	if s.cfg.Keys == nil {
+		return fmt.Errorf("the snapshot is encrypted with KMS key %s, and this hoard has no keyring", kmsKey)
+	}
+	plain := path + ".export"
+	_ = os.Remove(plain)
+	if _, err := s.cfg.Keys.DecryptFile(path, plain); err != nil {
+		return fmt.Errorf("decrypting the snapshot: %w", err)
+	}
+	defer os.Remove(plain)
+	return s.cfg.Buckets.Export(ctx, plain, bucket, key)
 }

@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash"
 	"hash/crc32"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/hoardcache/hoard/internal/store"
 )
@@ -54,7 +56,7 @@ func (s *Service) takeSnapshot(ctx context.Context, sn *snapshot) {
 	}
 }
 
-// captureNodes streams each node's RDB into a staging directory, checksums it,
+// captureNodes streams each node's data into a staging directory, checksums it,
 // and moves the directory into place only when every node is captured.
 func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
 	var cl *cluster
@@ -65,27 +67,40 @@ func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
 	if err != nil {
 		return err
 	}
+	return s.capture(ctx, cl, sn.Nodes, s.snapshotDir(sn), sn.KmsKeyID)
+}
+
+// capture writes each listed node's data (an RDB, or a memcached dump) to
+// <final>/<node>.<ext>, encrypted under kmsKey when one is given, and fills in
+// each node's size, checksum and time. It works in <final>.staging and renames
+// the directory into place only when every node is done, so a crash leaves
+// either the whole snapshot or a staging directory to sweep.
+func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot, final, kmsKey string) error {
 	snapper, ok := s.cfg.Drivers[cl.Engine].(engine.Snapshotter)
 	if !ok {
 		return fmt.Errorf("the %s engine cannot take snapshots", cl.Engine)
 	}
-	final := s.snapshotDir(sn)
 	staging := final + ".staging"
 	_ = os.RemoveAll(staging)
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return err
 	}
 	defer os.RemoveAll(staging)
-	for i := range sn.Nodes {
-		ns := &sn.Nodes[i]
+	for i := range nodes {
+		ns := &nodes[i]
 		n := cl.node(ns.NodeID)
 		if n == nil || n.Handle == nil {
 			return fmt.Errorf("node %s is not running", ns.NodeID)
 		}
-		path := filepath.Join(staging, ns.NodeID+".rdb")
+		path := filepath.Join(staging, dataFileName(cl.Engine, ns.NodeID))
 		size, err := snapper.Snapshot(ctx, *n.Handle, path)
 		if err != nil {
 			return fmt.Errorf("node %s: %w", ns.NodeID, err)
+		}
+		if kmsKey != "" {
+			if size, err = s.encryptInPlace(kmsKey, path); err != nil {
+				return fmt.Errorf("node %s: encrypting: %w", ns.NodeID, err)
+			}
 		}
 		sum, err := fileChecksum(path)
 		if err != nil {
@@ -103,6 +118,15 @@ func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
 	return syncDir(filepath.Dir(final))
 }
 
+// dataFileName is the name of a node's data file in a snapshot: redis and
+// valkey write RDB files, memcached hoard's dump format.
+func dataFileName(engineName, nodeID string) string {
+	if engineName == catalog.Memcached {
+		return nodeID + ".mcdump"
+	}
+	return nodeID + ".rdb"
+}
+
 // finishSnapshot records a snapshot's outcome and gives its cluster back.
 func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 	c := sn.caller()
@@ -110,7 +134,7 @@ func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 		_ = os.RemoveAll(s.snapshotDir(sn))
 	}
 	return s.store.Update(func(tx *store.Tx) error {
-		if err := releaseCluster(tx, c, sn.ClusterID); err != nil {
+		if err := releaseCluster(tx, tableClusters, c, sn.ClusterID); err != nil {
 			return err
 		}
 		if captureErr != nil {
@@ -128,17 +152,20 @@ func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 	})
 }
 
-// releaseCluster returns a snapshotting cluster to available.
-func releaseCluster(tx *store.Tx, c Caller, id string) error {
-	cl, err := loadCluster(tx, c, id)
-	if err != nil {
-		return nil // deleted meanwhile: nothing to give back
+// releaseCluster returns a snapshotting cluster (or serverless cache, in table) to available.
+func releaseCluster(tx *store.Tx, table string, c Caller, id string) error {
+	var cl cluster
+	if err := tx.Get(table, c.scope()+id, &cl); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // deleted meanwhile: nothing to give back
+		}
+		return err
 	}
 	if cl.Status != clusterSnapshotting {
 		return nil
 	}
 	cl.Status = statusAvailable
-	return tx.Put(tableClusters, cl.key(), cl)
+	return tx.Put(table, cl.key(), &cl)
 }
 
 // recoverSnapshots fails the snapshots a crash interrupted: creating, with no job
@@ -224,12 +251,16 @@ func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
 // staged seeds). Call it at start-up, before serving requests, when no job runs.
 func (s *Service) SweepOrphanFiles() error {
 	var snapshots []snapshot
+	var serverless []serverlessSnapshot
 	var clusters []cluster
 	err := s.store.View(func(tx *store.Tx) (err error) {
 		if snapshots, err = store.ScanAs[snapshot](tx, tableSnapshots, ""); err != nil {
 			return err
 		}
-		clusters, err = store.ScanAs[cluster](tx, tableClusters, "")
+		if serverless, err = store.ScanAs[serverlessSnapshot](tx, tableServerlessSnapshots, ""); err != nil {
+			return err
+		}
+		clusters, err = allClusters(tx)
 		return err
 	})
 	if err != nil {
@@ -239,6 +270,9 @@ func (s *Service) SweepOrphanFiles() error {
 	for i := range snapshots {
 		keep[s.snapshotDir(&snapshots[i])] = true
 	}
+	for i := range serverless {
+		keep[s.serverlessSnapshotDir(&serverless[i])] = true
+	}
 	for _, cl := range clusters {
 		for _, n := range cl.Nodes {
 			if n.Seed != "" {
@@ -246,7 +280,7 @@ func (s *Service) SweepOrphanFiles() error {
 			}
 		}
 	}
-	for _, area := range []string{"snapshots", "seeds"} {
+	for _, area := range []string{"snapshots", "serverless-snapshots", "seeds"} {
 		// <data-dir>/<area>/<account>/<region>/<entry>
 		entries, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, area, "*", "*", "*"))
 		for _, path := range entries {

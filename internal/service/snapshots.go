@@ -206,14 +206,6 @@ func (s *Service) beginSnapshot(tx *store.Tx, cl *cluster, sn *snapshot) error {
 	return tx.Put(tableSnapshots, sn.key(), sn)
 }
 
-// checkKmsKey: hoard keeps no KMS keys yet, so a snapshot cannot be encrypted with one.
-func (s *Service) checkKmsKey(id string) error {
-	if id != "" {
-		return ecapi.InvalidParameterValueException.Errorf("KMS key %s is not known to hoard; snapshot encryption with KmsKeyId is not available yet.", id)
-	}
-	return nil
-}
-
 // DescribeSnapshots lists snapshots, filtered by cluster, name and source.
 func (s *Service) DescribeSnapshots(ctx context.Context, in *ecapi.DescribeSnapshotsMessage) (*ecapi.DescribeSnapshotsListMessage, error) {
 	c := CallerOf(ctx)

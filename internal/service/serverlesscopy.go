@@ -1,0 +1,147 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// CopyServerlessCacheSnapshot copies a snapshot within hoard: an independent
+// snapshot with its own data file, re-encrypted when KmsKeyId asks for another key.
+func (s *Service) CopyServerlessCacheSnapshot(ctx context.Context, in *ecapi.CopyServerlessCacheSnapshotRequest) (*ecapi.CopyServerlessCacheSnapshotResponse, error) {
+	c := CallerOf(ctx)
+	target := strings.ToLower(in.TargetServerlessCacheSnapshotName)
+	if err := validateServerlessSnapshotName(target); err != nil {
+		return nil, err
+	}
+	if err := s.checkKmsKey(in.KmsKeyId); err != nil {
+		return nil, err
+	}
+	if err := s.validateTags(in.Tags); err != nil {
+		return nil, err
+	}
+	var src *serverlessSnapshot
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		if src, err = loadAvailableServerlessSnapshot(tx, c, in.SourceServerlessCacheSnapshotName); err != nil {
+			return err
+		}
+		if tx.Has(tableServerlessSnapshots, c.scope()+target) {
+			return ecapi.ServerlessCacheSnapshotAlreadyExistsFault.Errorf("Serverless cache snapshot %s already exists.", target)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	copied := *src
+	// A copy is a manual snapshot: it never expires.
+	copied.Name, copied.Type, copied.CreatedAt, copied.ExpiresAt = target, snapshotTypeManual, s.now(), time.Time{}
+	if in.KmsKeyId != "" {
+		copied.KmsKeyID = in.KmsKeyId
+	}
+	copied.Nodes = append([]nodeSnapshot(nil), src.Nodes...)
+	if err := s.copyServerlessFiles(src, &copied); err != nil {
+		return nil, err
+	}
+	err = s.store.Update(func(tx *store.Tx) error {
+		if tx.Has(tableServerlessSnapshots, copied.key()) {
+			return ecapi.ServerlessCacheSnapshotAlreadyExistsFault.Errorf("Serverless cache snapshot %s already exists.", target)
+		}
+		if err := tx.Put(tableServerlessSnapshots, copied.key(), &copied); err != nil {
+			return err
+		}
+		return putTags(tx, copied.arn(), in.Tags)
+	})
+	if err != nil {
+		_ = os.RemoveAll(s.serverlessSnapshotDir(&copied))
+		return nil, err
+	}
+	return &ecapi.CopyServerlessCacheSnapshotResponse{ServerlessCacheSnapshot: serverlessSnapshotShape(&copied)}, nil
+}
+
+func loadAvailableServerlessSnapshot(tx *store.Tx, c Caller, name string) (*serverlessSnapshot, error) {
+	sn, err := loadServerlessSnapshot(tx, c, name)
+	if err == nil && sn.Status != snapshotAvailable {
+		err = ecapi.InvalidServerlessCacheSnapshotStateFault.Errorf("Serverless cache snapshot %s is not available (it is %s).", sn.Name, sn.Status)
+	}
+	return sn, err
+}
+
+// copyServerlessFiles gives a copy its own files, staged and renamed into place.
+func (s *Service) copyServerlessFiles(src, dst *serverlessSnapshot) error {
+	final := s.serverlessSnapshotDir(dst)
+	staging := final + ".staging"
+	_ = os.RemoveAll(staging)
+	if err := os.MkdirAll(staging, 0o700); err != nil {
+		return err
+	}
+	defer os.RemoveAll(staging)
+	for i, ns := range src.Nodes {
+		damaged := ecapi.InvalidServerlessCacheSnapshotStateFault.Errorf("Serverless cache snapshot %s is damaged: its data does not match its checksum.", src.Name)
+		to := filepath.Join(staging, dataFileName(src.Engine, ns.NodeID))
+		sum, size, err := s.copyData(s.serverlessSnapshotFile(src, ns), to, ns.Checksum, src.KmsKeyID, dst.KmsKeyID, damaged)
+		if err != nil {
+			return err
+		}
+		dst.Nodes[i].Checksum, dst.Nodes[i].Size = sum, size
+	}
+	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
+		return err
+	}
+	_ = os.RemoveAll(final)
+	if err := os.Rename(staging, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+// ExportServerlessCacheSnapshot writes a snapshot's data to a bucket as
+// <snapshot>-0001.rdb (redis, valkey: loadable by the engine as it is) or
+// <snapshot>-0001.mcdump (memcached: hoard's dump format, which
+// SnapshotArnsToRestore reads back), decrypted. An existing key is refused and
+// a failed export leaves no object, with the messages ElastiCache gives.
+func (s *Service) ExportServerlessCacheSnapshot(ctx context.Context, in *ecapi.ExportServerlessCacheSnapshotRequest) (*ecapi.ExportServerlessCacheSnapshotResponse, error) {
+	c := CallerOf(ctx)
+	if in.S3BucketName == "" {
+		return nil, ecapi.InvalidParameterValueException.Errorf("The parameter S3BucketName must be provided.")
+	}
+	if s.cfg.Buckets == nil {
+		return nil, ecapi.InvalidParameterValueException.Errorf("Export needs bucket storage, which this hoard has not configured.")
+	}
+	var sn *serverlessSnapshot
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		sn, err = loadAvailableServerlessSnapshot(tx, c, in.ServerlessCacheSnapshotName)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ext := "rdb"
+	if sn.Engine == catalog.Memcached {
+		ext = "mcdump"
+	}
+	var written []string
+	for i, ns := range sn.Nodes {
+		path := s.serverlessSnapshotFile(sn, ns)
+		if sum, err := fileChecksum(path); err != nil || sum != ns.Checksum {
+			return nil, ecapi.InvalidServerlessCacheSnapshotStateFault.Errorf("Serverless cache snapshot %s is damaged: its data does not match its checksum.", sn.Name)
+		}
+		key := fmt.Sprintf("%s-%04d.%s", sn.Name, i+1, ext)
+		if err := s.exportFile(ctx, path, sn.KmsKeyID, in.S3BucketName, key); err != nil {
+			msg := s.bucketMessage(err)
+			if len(written) > 0 {
+				msg += fmt.Sprintf(" (already exported: %s)", strings.Join(written, ", "))
+			}
+			return nil, ecapi.InvalidParameterValueException.Errorf("%s", msg)
+		}
+		written = append(written, key)
+	}
+	return &ecapi.ExportServerlessCacheSnapshotResponse{ServerlessCacheSnapshot: serverlessSnapshotShape(sn)}, nil
+}
