@@ -430,3 +430,60 @@ func snapshotFields(sn types.ServerlessCacheSnapshot) string {
 		opt(sn.ServerlessCacheSnapshotName), opt(sn.ARN), opt(sn.SnapshotType), opt(sn.Status), opt(sn.KmsKeyId),
 		opt(sn.BytesUsedForCache), sn.CreateTime, sn.ExpiryTime, cfg)
 }
+
+// TestServerlessSnapshotKill9 kills hoard with SIGKILL while it snapshots a
+// 300 MiB serverless cache, restarts it, and checks the snapshot ends in one of
+// the two allowed states: available with data that restores whole, or failed
+// with no files left. Either way the cache is available and can snapshot again.
+func TestServerlessSnapshotKill9(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	c := h.client("us-east-1")
+	sc := createServerless(t, c, &elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("big"), Engine: aws.String("redis")})
+	fillLarge(t, serverlessRedis(t, sc), crashKeys)
+
+	final := filepath.Join(h.dataDir, "serverless-snapshots", testAccount, "us-east-1", "mid-crash")
+	if _, err := c.CreateServerlessCacheSnapshot(ctx(t), &elasticache.CreateServerlessCacheSnapshotInput{
+		ServerlessCacheName: aws.String("big"), ServerlessCacheSnapshotName: aws.String("mid-crash")}); err != nil {
+		t.Fatal(err)
+	}
+	streaming := filepath.Join(final+".staging", "0001.rdb.tmp")
+	deadline := time.Now().Add(30 * time.Second)
+	for fileSize(streaming) < crashKeys*crashValueSize/3 && !exists(final) && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond)
+	}
+	t.Logf("killing hoard with %d bytes streamed (final directory present: %v)", fileSize(streaming), exists(final))
+	h.kill9()
+	h.restart()
+	c = h.client("us-east-1") // the new process listens on a new port
+
+	var status string
+	eventually(t, 30*time.Second, func() string {
+		out, err := c.DescribeServerlessCacheSnapshots(ctx(t), &elasticache.DescribeServerlessCacheSnapshotsInput{ServerlessCacheSnapshotName: aws.String("mid-crash")})
+		if err != nil {
+			return err.Error()
+		}
+		if status = aws.ToString(out.ServerlessCacheSnapshots[0].Status); status == "creating" {
+			return "still creating"
+		}
+		return ""
+	})
+	switch status {
+	case "failed":
+		if exists(final) || exists(final+".staging") {
+			t.Fatal("a failed snapshot left files behind")
+		}
+	case "available":
+		restored := createServerless(t, c, &elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("restored"), Engine: aws.String("redis"),
+			SnapshotArnsToRestore: []string{"arn:aws:elasticache:us-east-1:" + testAccount + ":serverlesscachesnapshot:mid-crash"}})
+		checkLarge(t, serverlessRedis(t, restored), crashKeys)
+	default:
+		t.Fatalf("after the crash the snapshot is %q", status)
+	}
+	t.Logf("the interrupted snapshot ended %s", status)
+	waitServerless(t, c, "big")
+	if _, err := c.CreateServerlessCacheSnapshot(ctx(t), &elasticache.CreateServerlessCacheSnapshotInput{
+		ServerlessCacheName: aws.String("big"), ServerlessCacheSnapshotName: aws.String("after-crash")}); err != nil {
+		t.Fatal(err)
+	}
+	waitServerlessSnapshot(t, c, "after-crash")
+}
