@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -486,4 +487,121 @@ func TestServerlessSnapshotKill9(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitServerlessSnapshot(t, c, "after-crash")
+}
+
+// hoardKeys runs `hoard keys ARGS` on a data dir and returns its output.
+func hoardKeys(t *testing.T, dataDir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(hoardBin, append([]string{"keys"}, append(args, "--data-dir", dataDir)...)...)
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "HOARD_ACCOUNT_ID=" + testAccount}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("hoard keys %v: %v\n%s", args, err, out)
+	}
+	return string(out)
+}
+
+// TestServerlessEncryptedSnapshots: a snapshot with a KmsKeyId is stored
+// encrypted (no plaintext on disk), restores, copies (re-encrypted under another
+// key), exports as a plain RDB, and cannot be restored once its key is gone.
+func TestServerlessEncryptedSnapshots(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	c := h.client("us-east-1")
+	created := hoardKeys(t, h.dataDir, "create", "--alias", "alias/snaps", "--description", "e2e")
+	var keyID string
+	if _, err := fmt.Sscanf(created, "KeyId: %s", &keyID); err != nil || len(keyID) != 36 {
+		t.Fatalf("hoard keys create printed %q", created)
+	}
+	hoardKeys(t, h.dataDir, "create", "--alias", "alias/other")
+	if list := hoardKeys(t, h.dataDir, "list"); !strings.Contains(list, keyID) || !strings.Contains(list, "alias/other") {
+		t.Fatalf("hoard keys list:\n%s", list)
+	}
+
+	sc := createServerless(t, c, &elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("secret"), Engine: aws.String("redis")})
+	rc := serverlessRedis(t, sc)
+	const marker = "plaintext-marker-0123456789"
+	if err := rc.Set(context.Background(), "marker", marker, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fillMixed(t, rc, 2000)
+	before := readAll(t, rc)
+
+	out, err := c.CreateServerlessCacheSnapshot(ctx(t), &elasticache.CreateServerlessCacheSnapshotInput{ServerlessCacheName: aws.String("secret"),
+		ServerlessCacheSnapshotName: aws.String("locked"), KmsKeyId: aws.String("alias/snaps")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(out.ServerlessCacheSnapshot.KmsKeyId) != "alias/snaps" {
+		t.Fatalf("KmsKeyId not echoed: %+v", out.ServerlessCacheSnapshot)
+	}
+	waitServerlessSnapshot(t, c, "locked")
+	stored, err := os.ReadFile(filepath.Join(h.dataDir, "serverless-snapshots", testAccount, "us-east-1", "locked", "0001.rdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(string(stored), "REDIS") || strings.Contains(string(stored), marker) {
+		t.Fatal("the encrypted snapshot's file holds plaintext")
+	}
+
+	restore := func(name, from string) error {
+		_, err := c.CreateServerlessCache(ctx(t), &elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String(name), Engine: aws.String("redis"),
+			SnapshotArnsToRestore: []string{"arn:aws:elasticache:us-east-1:" + testAccount + ":serverlesscachesnapshot:" + from}})
+		return err
+	}
+	if err := restore("opened", "locked"); err != nil {
+		t.Fatal(err)
+	}
+	sameData(t, before, readAll(t, serverlessRedis(t, waitServerless(t, c, "opened"))), 30*time.Second)
+
+	// A copy under another key (by key ARN), and a copy that keeps the source's key.
+	otherARN := "arn:aws:kms:us-east-1:" + testAccount + ":alias/other"
+	cp, err := c.CopyServerlessCacheSnapshot(ctx(t), &elasticache.CopyServerlessCacheSnapshotInput{SourceServerlessCacheSnapshotName: aws.String("locked"),
+		TargetServerlessCacheSnapshotName: aws.String("rekeyed"), KmsKeyId: aws.String(otherARN)})
+	if err != nil || aws.ToString(cp.ServerlessCacheSnapshot.KmsKeyId) != otherARN {
+		t.Fatalf("copy under another key: %+v %v", cp, err)
+	}
+	cp, err = c.CopyServerlessCacheSnapshot(ctx(t), &elasticache.CopyServerlessCacheSnapshotInput{SourceServerlessCacheSnapshotName: aws.String("locked"),
+		TargetServerlessCacheSnapshotName: aws.String("same-key")})
+	if err != nil || aws.ToString(cp.ServerlessCacheSnapshot.KmsKeyId) != "alias/snaps" {
+		t.Fatalf("copy keeping the key: %+v %v", cp, err)
+	}
+	if err := restore("rekeyed-cache", "rekeyed"); err != nil {
+		t.Fatal(err)
+	}
+	sameData(t, before, readAll(t, serverlessRedis(t, waitServerless(t, c, "rekeyed-cache"))), 30*time.Second)
+
+	// The export is a plain RDB that redis loads.
+	if err := os.MkdirAll(filepath.Join(h.dataDir, "s3", "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExportServerlessCacheSnapshot(ctx(t), &elasticache.ExportServerlessCacheSnapshotInput{ServerlessCacheSnapshotName: aws.String("locked"), S3BucketName: aws.String("out")}); err != nil {
+		t.Fatal(err)
+	}
+	if rdb, err := os.ReadFile(filepath.Join(h.dataDir, "s3", "out", "locked-0001.rdb")); err != nil || !strings.HasPrefix(string(rdb), "REDIS") {
+		t.Fatalf("exported object is not a plain RDB: %v", err)
+	}
+
+	// Node-based snapshots take a KmsKeyId too.
+	cl := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("nodes"), Engine: aws.String("redis"),
+		CacheNodeType: aws.String("cache.t3.micro"), SnapshotArns: []string{"arn:aws:s3:::out/locked-0001.rdb"}})
+	if _, err := c.CreateSnapshot(ctx(t), &elasticache.CreateSnapshotInput{CacheClusterId: cl.CacheClusterId, SnapshotName: aws.String("nodes-locked"), KmsKeyId: aws.String(keyID)}); err != nil {
+		t.Fatal(err)
+	}
+	if sn := waitSnapshot(t, c, "nodes-locked"); aws.ToString(sn.KmsKeyId) != keyID {
+		t.Fatalf("cluster snapshot KmsKeyId: %+v", sn)
+	}
+	nodesRestored := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("nodes-restored"), SnapshotName: aws.String("nodes-locked")})
+	sameData(t, before, readAll(t, redisClient(t, nodesRestored.CacheNodes[0])), 60*time.Second)
+
+	// Without its key, the snapshot cannot be read: hoard with another keyring.
+	h.stop()
+	if err := os.Rename(filepath.Join(h.dataDir, "keyring.json"), filepath.Join(t.TempDir(), "keyring.json")); err != nil {
+		t.Fatal(err)
+	}
+	hoardKeys(t, h.dataDir, "create", "--alias", "alias/snaps") // same alias, another key
+	h.restart()
+	c = h.client("us-east-1")
+	wantAPIError(t, restore("no-key", "locked"), "InvalidParameterValue", 400)
+	_, err = c.DescribeServerlessCaches(ctx(t), &elasticache.DescribeServerlessCachesInput{ServerlessCacheName: aws.String("no-key")})
+	wantAPIError(t, err, "ServerlessCacheNotFoundFault", 404)
 }

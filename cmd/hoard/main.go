@@ -21,6 +21,7 @@ import (
 	"github.com/hoardcache/hoard/internal/blob"
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/engine"
+	"github.com/hoardcache/hoard/internal/keyring"
 	"github.com/hoardcache/hoard/internal/service"
 	"github.com/hoardcache/hoard/internal/store"
 )
@@ -29,6 +30,7 @@ const usage = `hoard: a self-hosted, ElastiCache-compatible cache service
 
 Usage:
   hoard serve [flags]    run the API server (hoard serve -h lists the flags)
+  hoard keys create|list manage the snapshot encryption keys (hoard keys -h)
 `
 
 func main() {
@@ -39,6 +41,11 @@ func main() {
 	switch os.Args[1] {
 	case "serve":
 		if err := serve(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "hoard:", err)
+			os.Exit(1)
+		}
+	case "keys":
+		if err := keys(os.Args[2:]); err != nil {
 			fmt.Fprintln(os.Stderr, "hoard:", err)
 			os.Exit(1)
 		}
@@ -117,9 +124,13 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	ring, err := keyring.Open(keyringPath(*dataDir))
+	if err != nil {
+		return err
+	}
 	svc := service.New(st, service.Config{Engines: engines, Quotas: quotas, Drivers: drivers, DataDir: *dataDir,
 		AdvertiseHost: *advertiseHost, NodePorts: ports, ReconcileInterval: *reconcileInterval, Log: log,
-		Buckets: buckets, BucketMessage: blob.Message})
+		Buckets: buckets, BucketMessage: blob.Message, Keys: serviceKeys{ring}})
 	if err := svc.SweepOrphanFiles(); err != nil {
 		return err
 	}
