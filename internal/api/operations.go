@@ -74,6 +74,11 @@ func operations() map[string]handler {
 		"DescribeSnapshots": op((*service.Service).DescribeSnapshots),
 		"CopySnapshot":      op((*service.Service).CopySnapshot),
 		"DeleteSnapshot":    op((*service.Service).DeleteSnapshot),
+		// Replication groups
+		"CreateReplicationGroup":    op((*service.Service).CreateReplicationGroup),
+		"DescribeReplicationGroups": op((*service.Service).DescribeReplicationGroups),
+		"DeleteReplicationGroup":    op((*service.Service).DeleteReplicationGroup),
+		"TestFailover":              op((*service.Service).TestFailover),
 		// Serverless caches
 		"CreateServerlessCache":    op((*service.Service).CreateServerlessCache),
 		"DescribeServerlessCaches": op((*service.Service).DescribeServerlessCaches),

@@ -14,9 +14,13 @@ type Spec struct {
 	// max_cache_memory, and the group's overrides). The driver maps them to the
 	// engine's own configuration; names it has no mapping for are ignored.
 	Params map[string]string
-	// SeedRDB names an RDB file the node loads its data from when it starts (a
-	// restore); "" starts the node empty. The file is copied, never moved or changed.
-	SeedRDB string
+	// Seed names a data file the node loads when it starts (a restore): an RDB
+	// for redis and valkey, a hoard memcached dump (internal/mcdump) for
+	// memcached. "" starts the node empty. The file is never moved or changed.
+	Seed string
+	// ReplicaOf makes a redis or valkey node a replica of the primary at this
+	// host:port from its start; "" starts a primary.
+	ReplicaOf string
 }
 
 // Handle identifies a running node process. It is persisted, so that a restarted
@@ -55,11 +59,33 @@ type Driver interface {
 	Get(ctx context.Context, h Handle, name string) (string, error)
 }
 
-// Snapshotter is implemented by drivers whose engine can write a point-in-time
-// copy of a running node's data (redis and valkey: an RDB file).
+// Snapshotter is implemented by drivers that can write a copy of a running
+// node's data: redis and valkey a point-in-time RDB file, memcached a hoard
+// memcached dump (every item, read while the node serves: not one instant).
 type Snapshotter interface {
-	// Snapshot writes a consistent point-in-time RDB of the running node to a new
-	// file at path (created with 0600, fsynced before returning) and returns its
-	// size. The node keeps serving meanwhile. On error no file is left at path.
+	// Snapshot writes the running node's data to a new file at path (created
+	// with 0600, fsynced before returning) and returns its size, in the format
+	// the node's Spec.Seed takes back. The node keeps serving meanwhile. On
+	// error no file is left at path.
 	Snapshot(ctx context.Context, h Handle, path string) (int64, error)
+}
+
+// Replicator is implemented by drivers whose nodes replicate (redis, valkey):
+// it repoints a running node and reports its replication state.
+type Replicator interface {
+	// Follow makes the node a replica of the primary at host:port, or a primary
+	// when primary is "" (REPLICAOF NO ONE), without a restart.
+	Follow(ctx context.Context, h Handle, primary string) error
+	// Replication reports the node's role and replication state.
+	Replication(ctx context.Context, h Handle) (ReplicationState, error)
+}
+
+// ReplicationState is a node's view of replication (redis INFO replication).
+type ReplicationState struct {
+	Role   string // "master" or "slave", as redis says
+	Offset int64  // master_repl_offset (primary) or slave_repl_offset (replica)
+	// LinkUp is true on a replica whose link to its primary is up and synced.
+	LinkUp   bool
+	Primary  string // host:port a replica follows
+	Replicas int    // connected_slaves, on a primary
 }

@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hoardcache/hoard/internal/mcdump"
 )
 
 // memcachedDriver runs memcached.
@@ -20,9 +23,6 @@ func (d *memcachedDriver) Start(ctx context.Context, spec Spec) (Handle, error) 
 	path, err := resolveSpec("memcached", spec)
 	if err != nil {
 		return Handle{}, err
-	}
-	if spec.SeedRDB != "" {
-		return Handle{}, errors.New("memcached nodes cannot be restored from an RDB (SeedRDB)")
 	}
 	opts, err := memcachedOptions(ctx, path)
 	if err != nil {
@@ -36,7 +36,52 @@ func (d *memcachedDriver) Start(ctx context.Context, spec Spec) (Handle, error) 
 	if err := writeNodeFiles(spec.Dir, &nodeState{Engine: "memcached", Binary: path, Params: params}, "", nil); err != nil {
 		return Handle{}, err
 	}
-	return launch(ctx, path, args, spec, memcachedProbe)
+	h, err := launch(ctx, path, args, spec, memcachedProbe)
+	if err != nil || spec.Seed == "" {
+		return h, err
+	}
+	// memcached keeps nothing on disk: a restore writes the dump's items into
+	// the started node (verified first, so a damaged dump loads nothing).
+	if _, err := mcdump.LoadFile(ctx, hostPort(h.Host, h.Port), spec.Seed); err != nil {
+		_ = stopProcess(context.Background(), h.PID, h.StartTime)
+		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.Seed, err)
+	}
+	return h, nil
+}
+
+// Snapshot writes every item of the node (key, value, flags, remaining TTL)
+// to a memcached dump at path. The dump lists keys with the LRU crawler's
+// metadump, so a node running with the crawler off (ElastiCache's lru_crawler
+// 0) has it turned on for the dump and off again after.
+func (d *memcachedDriver) Snapshot(ctx context.Context, h Handle, path string) (int64, error) {
+	unlock := lockDir(h.Dir) // no Apply may toggle the crawler meanwhile
+	defer unlock()
+	if err := checkNode(h); err != nil {
+		return 0, err
+	}
+	c, err := dialMemcached(ctx, hostPort(h.Host, h.Port))
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	settings, err := c.stats("settings")
+	if err != nil {
+		return 0, err
+	}
+	if settings["lru_crawler"] != "yes" {
+		if err := c.simple("lru_crawler enable"); err != nil {
+			return 0, fmt.Errorf("turning the LRU crawler on for the dump: %w", err)
+		}
+		defer func() { _ = c.simple("lru_crawler disable") }()
+	}
+	if _, err := mcdump.DumpFile(ctx, hostPort(h.Host, h.Port), path); err != nil {
+		return 0, err
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return info.Size(), nil
 }
 
 // Alive reports whether h's process runs, is the one started, and answers

@@ -19,6 +19,7 @@ package engine
 
 import (
 	"fmt"
+	"net"
 	"sort"
 	"strconv"
 	"strings"
@@ -372,6 +373,13 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 		set[s.name] = true
 	}
 	line("dbfilename", redisDBFilename)
+	if spec.ReplicaOf != "" {
+		host, port, err := net.SplitHostPort(spec.ReplicaOf)
+		if err != nil {
+			return "", fmt.Errorf("ReplicaOf %q: %w", spec.ReplicaOf, err)
+		}
+		line("replicaof", host, port)
+	}
 	// ElastiCache nodes do not persist unless asked to.
 	if !set["save"] {
 		line("save", "")
@@ -384,7 +392,7 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 	// A node restored from a seed RDB starts with the AOF off, whatever its
 	// parameters: with appendonly on redis would load the (missing or old)
 	// AOF instead of the seed. Start turns the AOF on once the seed is loaded.
-	seeding := spec.SeedRDB != ""
+	seeding := spec.Seed != ""
 	if !set["appendonly"] || seeding {
 		line("appendonly", "no")
 	}

@@ -28,7 +28,7 @@ type redisDriver struct {
 
 // Start writes Dir/redis.conf from spec and runs `<binary> Dir/redis.conf`.
 //
-// With spec.SeedRDB the node is restored: the file is checked to be an RDB,
+// With spec.Seed the node is restored: the file is checked to be an RDB,
 // copied to Dir/dump.rdb (the dbfilename hoard gives every node), loaded by
 // redis as it starts, and once the node is ready the copy is removed (unless the
 // node persists to RDB itself, with save points), so that a later start of the
@@ -41,8 +41,8 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 	if err != nil {
 		return Handle{}, err
 	}
-	if spec.SeedRDB != "" {
-		if _, err := checkRDBFile(spec.SeedRDB); err != nil {
+	if spec.Seed != "" {
+		if _, err := checkRDBFile(spec.Seed); err != nil {
 			return Handle{}, fmt.Errorf("seed RDB: %w", err)
 		}
 	}
@@ -66,7 +66,7 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 	}
 	dump := filepath.Join(spec.Dir, redisDBFilename)
 	persists := savesRDB(settings)
-	if spec.SeedRDB == "" {
+	if spec.Seed == "" {
 		if !persists {
 			if err := removeIfExists(dump); err != nil {
 				return Handle{}, fmt.Errorf("removing the stale %s: %w", dump, err)
@@ -75,21 +75,21 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 		return launch(ctx, path, []string{confPath}, spec, redisProbe)
 	}
 
-	if err := copySeed(spec.SeedRDB, dump); err != nil {
+	if err := copySeed(spec.Seed, dump); err != nil {
 		return Handle{}, fmt.Errorf("seed RDB: %w", err)
 	}
 	h, err := launch(ctx, path, []string{confPath}, spec, redisProbe)
 	if err != nil {
 		_ = removeIfExists(dump)
 		if why := seedRefusal(spec.Dir); why != "" {
-			return Handle{}, fmt.Errorf("%s refused the seed RDB %s: %s: %w", filepath.Base(path), spec.SeedRDB, why, err)
+			return Handle{}, fmt.Errorf("%s refused the seed RDB %s: %s: %w", filepath.Base(path), spec.Seed, why, err)
 		}
-		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.SeedRDB, err)
+		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.Seed, err)
 	}
 	if err := finishRestore(ctx, h, params, settings, dump, persists); err != nil {
 		_ = stopProcess(context.Background(), h.PID, h.StartTime)
 		_ = removeIfExists(dump)
-		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.SeedRDB, err)
+		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.Seed, err)
 	}
 	return h, nil
 }

@@ -6,7 +6,7 @@ package engine
 // replication protocol as `redis-cli --rdb` does (REPLCONF capa eof, REPLCONF
 // rdb-only 1, SYNC) and writes the payload to a file as it arrives. redis forks
 // to produce it, so the node keeps serving, and the RDB is the data at the
-// fork. A restore (Spec.SeedRDB) is a node that starts with the RDB as its
+// fork. A restore (Spec.Seed) is a node that starts with the RDB as its
 // dump file.
 
 import (

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"hash/crc64"
 	"math/rand"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,16 +27,86 @@ import (
 )
 
 func TestSnapshotterImplementations(t *testing.T) {
-	for engine, want := range map[string]bool{"redis": true, "valkey": true, "memcached": false} {
-		if _, ok := newDriver(t, engine).(Snapshotter); ok != want {
-			t.Errorf("%s driver implements Snapshotter: %v, want %v", engine, ok, want)
+	for _, engine := range []string{"redis", "valkey", "memcached"} {
+		if _, ok := newDriver(t, engine).(Snapshotter); !ok {
+			t.Errorf("%s driver does not implement Snapshotter", engine)
 		}
 	}
-	spec := memcachedSpec(t, nil)
-	spec.SeedRDB = filepath.Join(t.TempDir(), "x.rdb")
-	if _, err := newDriver(t, "memcached").Start(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "RDB") {
-		t.Errorf("memcached Start with a SeedRDB: %v", err)
+}
+
+// TestMemcachedSnapshotAndSeed dumps a memcached node running with the LRU
+// crawler off (ElastiCache's default), checks the crawler is off again after,
+// and seeds a new node from the dump; a seed that is not a dump starts nothing.
+func TestMemcachedSnapshotAndSeed(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t, "memcached")
+	params := familyParams(t, "memcached1.6", "cache.t3.micro")
+	params["lru_crawler"] = "0"
+	a := startNode(t, d, memcachedSpec(t, params))
+	conn, err := net.Dial("tcp", hostPort(a.Host, a.Port))
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(conn, "set k%d %d %d 3\r\nv%02d\r\n", i, i, i%2*3600, i)
+		if line, _ := r.ReadString('\n'); line != "STORED\r\n" {
+			t.Fatalf("set: %q", line)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "0001.mcdump")
+	size, err := d.(Snapshotter).Snapshot(ctx, a, path)
+	if err != nil || size != fileSize(t, path) {
+		t.Fatalf("Snapshot: size %d, %v", size, err)
+	}
+	fmt.Fprintf(conn, "stats settings\r\n")
+	crawler := ""
+	for line, _ := r.ReadString('\n'); line != "END\r\n" && line != ""; line, _ = r.ReadString('\n') {
+		if v, ok := strings.CutPrefix(line, "STAT lru_crawler "); ok {
+			crawler = strings.TrimSpace(v)
+		}
+	}
+	if crawler != "no" {
+		t.Fatalf("lru_crawler is %q after the dump, want no", crawler)
+	}
+
+	spec := memcachedSpec(t, params)
+	spec.Seed = path
+	b := startNode(t, d, spec)
+	conn2, err := net.Dial("tcp", hostPort(b.Host, b.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn2.Close()
+	r2 := bufio.NewReader(conn2)
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(conn2, "mg k%d v f t\r\n", i)
+		head, _ := r2.ReadString('\n')
+		value, _ := r2.ReadString('\n')
+		ttlOK := strings.Contains(head, " t-1") == (i%2 == 0)
+		if !strings.HasPrefix(head, "VA 3 ") || !strings.Contains(head, fmt.Sprintf(" f%d", i)) || !ttlOK || value != fmt.Sprintf("v%02d\r\n", i) {
+			t.Fatalf("seeded item k%d: %q %q", i, head, value)
+		}
+	}
+
+	bad := memcachedSpec(t, params)
+	bad.Seed = filepath.Join(t.TempDir(), "x.rdb")
+	if err := os.WriteFile(bad.Seed, []byte("REDIS0011 not a dump"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Start(ctx, bad); err == nil || !strings.Contains(err.Error(), "restoring from") {
+		t.Errorf("memcached Start with a seed that is not a dump: %v", err)
+	}
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.Size()
 }
 
 // testClient connects to a node.
@@ -379,7 +451,7 @@ func TestRedisSnapshotRestore(t *testing.T) {
 
 			// Restore.
 			specB := redisSpec(t, tc.params)
-			specB.SeedRDB = path
+			specB.Seed = path
 			b := startNode(t, d, specB)
 			cb := testClient(t, b, tc.password, 0)
 			got := captureKeys(t, cb, "k:*")
@@ -425,7 +497,7 @@ func TestRedisSnapshotRestore(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitNotRunning(t, b)
-			specB.SeedRDB = ""
+			specB.Seed = ""
 			b2 := startNode(t, d, specB)
 			if n := dbsize(t, testClient(t, b2, tc.password, 0)); n != 0 {
 				t.Errorf("restarted restored node has %d keys, want none", n)
@@ -465,7 +537,7 @@ func TestRedisRestorePersistence(t *testing.T) {
 	for _, params := range []map[string]string{{"appendonly": "yes"}, {"save": "3600 1"}} {
 		t.Run(fmt.Sprint(params), func(t *testing.T) {
 			spec := redisSpec(t, params)
-			spec.SeedRDB = path
+			spec.Seed = path
 			b := startNode(t, d, spec)
 			c := testClient(t, b, "", 0)
 			if n := dbsize(t, c); n != 600 {
@@ -493,7 +565,7 @@ func TestRedisRestorePersistence(t *testing.T) {
 			if err := d.Stop(ctx, b); err != nil {
 				t.Fatal(err)
 			}
-			spec.SeedRDB = ""
+			spec.Seed = ""
 			b2 := startNode(t, d, spec)
 			if n := dbsize(t, testClient(t, b2, "", 0)); n != 600 {
 				t.Errorf("persistent node restarted with %d keys, want 600", n)
@@ -533,7 +605,7 @@ func TestRedisSeedNotRDB(t *testing.T) {
 				}
 			}
 			spec := redisSpec(t, nil)
-			spec.SeedRDB = seed
+			spec.Seed = seed
 			t0 := time.Now()
 			h, err := d.Start(ctx, spec)
 			if err == nil {
@@ -561,7 +633,7 @@ func TestRedisSeedNotRDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := redisSpec(t, nil)
-	spec.SeedRDB = seed
+	spec.Seed = seed
 	startNode(t, d, spec)
 }
 

@@ -188,7 +188,21 @@ func (s *Service) applyModification(tx *store.Tx, cl *cluster, work *pending) er
 func (s *Service) ListAllowedNodeTypeModifications(ctx context.Context, in *ecapi.ListAllowedNodeTypeModificationsMessage) (*ecapi.AllowedNodeTypeModificationsMessage, error) {
 	c := CallerOf(ctx)
 	if in.ReplicationGroupId != "" {
-		return nil, ecapi.ReplicationGroupNotFoundFault.Errorf("ReplicationGroup not found: %s", in.ReplicationGroupId)
+		// A group's members share one node type: answer for its primary.
+		err := s.store.View(func(tx *store.Tx) error {
+			g, err := loadGroupRecord(tx, c, in.ReplicationGroupId)
+			if err != nil {
+				return err
+			}
+			members, err := groupMembers(tx, g)
+			if err == nil && len(members) > 0 {
+				in.CacheClusterId = members[0].ID
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if in.CacheClusterId == "" {
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Either CacheClusterId or ReplicationGroupId must be given.")
@@ -278,6 +292,7 @@ func (s *Service) clusterShape(cl *cluster, showNodes bool) *ecapi.CacheCluster 
 		TransitEncryptionEnabled: new(bool),
 		AtRestEncryptionEnabled:  new(bool),
 		ARN:                      c.arn("cluster", cl.ID),
+		ReplicationGroupId:       cl.ReplicationGroupID,
 		NetworkType:              "ipv4",
 		IpDiscovery:              "ipv4",
 	}

@@ -70,6 +70,16 @@ type cluster struct {
 	FinalSnapshot string `json:"finalSnapshot,omitempty"`
 	// LastAutoSnapshot is the day (yyyy-mm-dd) of the last automated snapshot.
 	LastAutoSnapshot string `json:"lastAutoSnapshot,omitempty"`
+	// ReplicationGroupID names the replication group the cluster is a member of;
+	// Role is then primary or replica, and a replica follows ReplicaOf
+	// (host:port of the primary's node).
+	ReplicationGroupID string `json:"replicationGroupId,omitempty"`
+	Role               string `json:"role,omitempty"`
+	ReplicaOf          string `json:"replicaOf,omitempty"`
+	// HoldForFailover: the cluster is a primary with automatic failover, so a
+	// node of it that dies is not restarted (empty, its replicas would copy the
+	// emptiness): the group promotes a replica and the old node comes back as one.
+	HoldForFailover bool `json:"holdForFailover,omitempty"`
 	// Serverless is set when the record is a serverless cache: the same engine
 	// runtime and reconciler, stored in its own table and shown by its own API.
 	Serverless *serverlessSpec `json:"serverless,omitempty"`
@@ -202,7 +212,7 @@ func (s *Service) CreateCacheCluster(ctx context.Context, in *ecapi.CreateCacheC
 	}
 	switch {
 	case in.ReplicationGroupId != "":
-		return nil, apierr.NotImplemented.Errorf("hoard does not implement replication groups yet (ReplicationGroupId).")
+		return s.addReplica(ctx, id, in)
 	case in.SnapshotName != "" && len(in.SnapshotArns) > 0:
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either SnapshotName or SnapshotArns, not both.")
 	case in.TransitEncryptionEnabled != nil && *in.TransitEncryptionEnabled:
@@ -465,6 +475,13 @@ func (s *Service) usedPorts(tx *store.Tx) (map[int]bool, error) {
 			used[n.Port] = true
 		}
 	}
+	if err != nil {
+		return nil, err
+	}
+	groups, err := store.ScanAs[replicationGroup](tx, tableGroups, "")
+	for _, g := range groups {
+		used[g.PrimaryPort], used[g.ReaderPort] = true, true
+	}
 	return used, err
 }
 
@@ -520,6 +537,9 @@ func (s *Service) DeleteCacheCluster(ctx context.Context, in *ecapi.DeleteCacheC
 		}
 		if cl.Status != statusAvailable && cl.Status != statusFailed {
 			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not in a deletable state (it is %s).", cl.ID, cl.Status)
+		}
+		if cl.Role == rolePrimary {
+			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is the primary of replication group %s: delete the group, or fail over first.", cl.ID, cl.ReplicationGroupID)
 		}
 		if in.FinalSnapshotIdentifier != "" {
 			if cl.Engine == catalog.Memcached {

@@ -35,6 +35,7 @@ func (s *Service) Run(ctx context.Context) {
 		if err := s.recoverServerlessSnapshots(); err != nil {
 			s.log.Error("recovering interrupted serverless snapshots", "error", err)
 		}
+		s.reconcileGroups(ctx)
 		s.reconcileAll(ctx)
 		if err := s.autoBackups(ctx); err != nil {
 			s.log.Error("automatic backups", "error", err)
@@ -50,6 +51,7 @@ func (s *Service) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
+			s.fronts.closeAll()
 			return
 		case <-s.wake:
 		case <-ticker.C:
@@ -183,7 +185,7 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 			_ = drv.Stop(ctx, orphan)
 		}
 		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost,
-			Port: n.Port, Params: desired, SeedRDB: n.Seed})
+			Port: n.Port, Params: desired, Seed: n.Seed, ReplicaOf: cl.ReplicaOf})
 		if err != nil {
 			return nodeResult{err: err}
 		}
@@ -207,6 +209,9 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		r := start("Cache node " + n.ID + " restarted")
 		r.restarted = r.err == nil
 		return r
+	case !drv.Alive(ctx, *n.Handle) && cl.HoldForFailover:
+		return nodeResult{handle: n.Handle, binary: n.Binary, applied: n.Applied,
+			err: fmt.Errorf("primary node %s stopped; waiting for the replication group to fail over", n.ID)}
 	case !drv.Alive(ctx, *n.Handle):
 		_ = drv.Stop(ctx, *n.Handle) // make sure the old process is gone before reusing its port
 		r := start("Recovered cache node " + n.ID + ": its process had stopped, and it was restarted")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/mcdump"
 	"github.com/hoardcache/hoard/internal/store"
 )
 
@@ -150,13 +151,25 @@ func (s *Service) stageRestoreObject(ctx context.Context, src *restoreSource, ar
 		return ecapi.InvalidParameterCombinationException.Errorf("The object %s is an RDB file; it cannot seed a memcached serverless cache.", arn)
 	case format == "mcdump" && engineName != catalog.Memcached:
 		return ecapi.InvalidParameterCombinationException.Errorf("The object %s is a memcached dump; it cannot seed a %s serverless cache.", arn, engineName)
+	case format == "mcdump":
+		if err := verifyDump(to); err != nil {
+			return ecapi.InvalidParameterValueException.Errorf("The object %s is not a whole memcached dump: %v", arn, err)
+		}
 	}
 	src.files = append(src.files, to)
 	return nil
 }
 
-// memcachedDumpMagic opens every file in hoard's memcached dump format (internal/mcdump).
-const memcachedDumpMagic = "HOARDMC"
+// verifyDump checks a whole memcached dump against its checksum.
+func verifyDump(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = mcdump.Verify(bufio.NewReaderSize(f, 1<<20))
+	return err
+}
 
 // dataFormat tells an RDB file ("rdb") from a memcached dump ("mcdump") by its
 // first bytes; "" is neither.
@@ -169,8 +182,8 @@ func dataFormat(path string) string {
 		return ""
 	}
 	defer f.Close()
-	head := make([]byte, len(memcachedDumpMagic))
-	if _, err := io.ReadFull(bufio.NewReader(f), head); err != nil || string(head) != memcachedDumpMagic {
+	head := make([]byte, len(mcdump.Magic))
+	if _, err := io.ReadFull(f, head); err != nil || string(head) != mcdump.Magic {
 		return ""
 	}
 	return "mcdump"

@@ -85,6 +85,8 @@ type Service struct {
 	wake  chan struct{}
 	// snapshotJobs are the snapshot captures running in this process.
 	snapshotJobs jobSet
+	// fronts serve the replication groups' endpoints.
+	fronts frontSet
 }
 
 // New returns a service over an open store. Call Run to start the reconciler.

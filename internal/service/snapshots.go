@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hoardcache/hoard/internal/apierr"
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/ecapi"
 	"github.com/hoardcache/hoard/internal/store"
@@ -122,7 +123,14 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 	case in.ReplicationGroupId != "" && in.CacheClusterId != "":
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either CacheClusterId or ReplicationGroupId, not both.")
 	case in.ReplicationGroupId != "":
-		return nil, ecapi.ReplicationGroupNotFoundFault.Errorf("ReplicationGroup not found: %s", in.ReplicationGroupId)
+		err := s.store.View(func(tx *store.Tx) error {
+			_, err := loadGroupRecord(tx, c, in.ReplicationGroupId)
+			return err
+		})
+		if err == nil {
+			err = apierr.NotImplemented.Errorf("hoard does not take snapshots of replication groups yet; snapshot a member cluster (CacheClusterId) instead.")
+		}
+		return nil, err
 	case in.CacheClusterId == "":
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Either CacheClusterId or ReplicationGroupId must be given.")
 	}

@@ -1,0 +1,60 @@
+package engine
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestRedisReplication starts a primary and a replica of it, checks data
+// written to the primary reaches the replica, then swaps their roles with
+// Follow as a failover does and checks writes flow the other way.
+func TestRedisReplication(t *testing.T) {
+	ctx := context.Background()
+	d := newDriver(t, "redis")
+	rep := d.(Replicator)
+	primary := startNode(t, d, redisSpec(t, nil))
+	spec := redisSpec(t, nil)
+	spec.ReplicaOf = hostPort(primary.Host, primary.Port)
+	replica := startNode(t, d, spec)
+
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	pc, rc := testClient(t, primary, "", 0), testClient(t, replica, "", 0)
+	if err := pc.Set(ctx, "k", "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the replica to have k", func() bool { return rc.Get(ctx, "k").Val() == "v1" })
+	rs, err := rep.Replication(ctx, replica)
+	if err != nil || rs.Role != "slave" || !rs.LinkUp || rs.Primary != spec.ReplicaOf {
+		t.Fatalf("replica state %+v, %v", rs, err)
+	}
+	ps, err := rep.Replication(ctx, primary)
+	if err != nil || ps.Role != "master" || ps.Replicas != 1 || ps.Offset <= 0 {
+		t.Fatalf("primary state %+v, %v", ps, err)
+	}
+	if err := rc.Set(ctx, "k", "x", 0).Err(); err == nil {
+		t.Fatal("the replica took a write")
+	}
+
+	// Failover: the replica becomes primary, the old primary follows it.
+	if err := rep.Follow(ctx, replica, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := rep.Follow(ctx, primary, hostPort(replica.Host, replica.Port)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the promoted node to take writes", func() bool { return rc.Set(ctx, "k", "v2", 0).Err() == nil })
+	waitFor("the old primary to follow", func() bool { return pc.Get(ctx, "k").Val() == "v2" })
+	if rs, _ := rep.Replication(ctx, primary); rs.Role != "slave" {
+		t.Fatalf("old primary is %+v", rs)
+	}
+}
