@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -286,4 +288,126 @@ func groupEvents(t *testing.T, c *elasticache.Client, id string) []string {
 		msgs = append(msgs, aws.ToString(e.Message))
 	}
 	return msgs
+}
+
+// TestReplicationGroupScalingModifyAndSnapshots: replicas added and removed,
+// a parameter group and a switchover applied with ModifyReplicationGroup, a
+// snapshot of the group (from a replica) exported and restored into a new
+// group, an automated daily snapshot, and a final snapshot on delete.
+func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	c := h.client("us-east-1")
+	now := time.Now().UTC()
+	window := now.Add(-5*time.Minute).Format("15:04") + "-" + now.Add(65*time.Minute).Format("15:04")
+	if _, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("rg"),
+		ReplicationGroupDescription: aws.String("scaling"), CacheNodeType: aws.String("cache.t3.micro"), ReplicasPerNodeGroup: aws.Int32(1),
+		SnapshotRetentionLimit: aws.Int32(2), SnapshotWindow: aws.String(window)}); err != nil {
+		t.Fatal(err)
+	}
+	g := waitGroup(t, c, "rg")
+	bg := context.Background()
+	writer := endpointClient(t, g.NodeGroups[0].PrimaryEndpoint)
+	fillMixed(t, writer, 3000)
+	before := readAll(t, writer)
+
+	// The day's automated snapshot, taken from the replica.
+	var auto types.Snapshot
+	eventually(t, 30*time.Second, func() string {
+		out, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{ReplicationGroupId: aws.String("rg"), SnapshotSource: aws.String("automated")})
+		if err != nil || len(out.Snapshots) != 1 || aws.ToString(out.Snapshots[0].SnapshotStatus) != "available" {
+			return fmt.Sprintf("automated group snapshots: %+v %v", out, err)
+		}
+		auto = out.Snapshots[0]
+		return ""
+	})
+	if aws.ToString(auto.ReplicationGroupId) != "rg" || aws.ToString(auto.CacheClusterId) != "rg-002" || aws.ToString(g.SnapshottingClusterId) != "rg-002" {
+		t.Fatalf("automated snapshot %+v of group %+v", auto, g)
+	}
+
+	// Scale out to 3 replicas, then back to 1 (the newest go).
+	if _, err := c.IncreaseReplicaCount(ctx(t), &elasticache.IncreaseReplicaCountInput{ReplicationGroupId: aws.String("rg"), NewReplicaCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, c, "rg")
+	if got := strings.Join(g.MemberClusters, ","); got != "rg-001,rg-002,rg-003,rg-004" {
+		t.Fatalf("members after IncreaseReplicaCount: %s", got)
+	}
+	newest := endpointClient(t, g.NodeGroups[0].NodeGroupMembers[3].ReadEndpoint)
+	if v, err := newest.DBSize(bg).Result(); err != nil || v != int64(len(before)) {
+		t.Fatalf("a new replica holds %d keys (%v), want %d", v, err, len(before))
+	}
+	_, err := c.IncreaseReplicaCount(ctx(t), &elasticache.IncreaseReplicaCountInput{ReplicationGroupId: aws.String("rg"), NewReplicaCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)})
+	wantAPIError(t, err, "NoOperationFault", 400)
+	if _, err := c.DecreaseReplicaCount(ctx(t), &elasticache.DecreaseReplicaCountInput{ReplicationGroupId: aws.String("rg"), NewReplicaCount: aws.Int32(1), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, c, "rg")
+	if got := strings.Join(g.MemberClusters, ","); got != "rg-001,rg-002" {
+		t.Fatalf("members after DecreaseReplicaCount: %s", got)
+	}
+
+	// A parameter group reaches every member; a switchover makes rg-002 primary.
+	if _, err := c.CreateCacheParameterGroup(ctx(t), &elasticache.CreateCacheParameterGroupInput{CacheParameterGroupName: aws.String("tuned"),
+		CacheParameterGroupFamily: aws.String("redis7"), Description: aws.String("d")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ModifyCacheParameterGroup(ctx(t), &elasticache.ModifyCacheParameterGroupInput{CacheParameterGroupName: aws.String("tuned"),
+		ParameterNameValues: []types.ParameterNameValue{{ParameterName: aws.String("maxmemory-policy"), ParameterValue: aws.String("allkeys-lfu")}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"), CacheParameterGroupName: aws.String("tuned"),
+		AutomaticFailoverEnabled: aws.Bool(true), PrimaryClusterId: aws.String("rg-002"), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, c, "rg")
+	if aws.ToString(primaryMember(g).CacheClusterId) != "rg-002" || g.AutomaticFailover != types.AutomaticFailoverStatusEnabled {
+		t.Fatalf("after ModifyReplicationGroup: %+v", g)
+	}
+	for _, m := range g.NodeGroups[0].NodeGroupMembers {
+		if v := configGet(t, endpointClient(t, m.ReadEndpoint), "maxmemory-policy"); v != "allkeys-lfu" {
+			t.Fatalf("%s runs maxmemory-policy %s", aws.ToString(m.CacheClusterId), v)
+		}
+	}
+	eventually(t, 10*time.Second, func() string {
+		if err := writer.Set(bg, "after-switchover", "1", 0).Err(); err != nil {
+			return err.Error()
+		}
+		return ""
+	})
+	if err := writer.Del(bg, "after-switchover").Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A manual snapshot of the group, exported, restored into a new group.
+	if _, err := c.CreateSnapshot(ctx(t), &elasticache.CreateSnapshotInput{ReplicationGroupId: aws.String("rg"), SnapshotName: aws.String("rg-snap")}); err != nil {
+		t.Fatal(err)
+	}
+	sn := waitSnapshot(t, c, "rg-snap")
+	t.Logf("group snapshot from %s: %s", aws.ToString(sn.CacheClusterId), aws.ToString(sn.NodeSnapshots[0].CacheSize))
+	if aws.ToString(sn.ReplicationGroupId) != "rg" || aws.ToInt32(sn.NumNodeGroups) != 1 || aws.ToString(sn.NodeSnapshots[0].NodeGroupId) != "0001" {
+		t.Fatalf("group snapshot: %+v", sn)
+	}
+	if err := os.MkdirAll(filepath.Join(h.dataDir, "s3", "rgs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CopySnapshot(ctx(t), &elasticache.CopySnapshotInput{SourceSnapshotName: aws.String("rg-snap"), TargetSnapshotName: aws.String("rg-export"), TargetBucket: aws.String("rgs")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("copy"),
+		ReplicationGroupDescription: aws.String("restored"), CacheNodeType: aws.String("cache.t3.micro"), NumCacheClusters: aws.Int32(2),
+		SnapshotArns: []string{"arn:aws:s3:::rgs/rg-export-0001.rdb"}}); err != nil {
+		t.Fatal(err)
+	}
+	restored := waitGroup(t, c, "copy")
+	sameData(t, before, readAll(t, endpointClient(t, restored.NodeGroups[0].PrimaryEndpoint)), 60*time.Second)
+	sameData(t, before, readAll(t, endpointClient(t, restored.NodeGroups[0].NodeGroupMembers[1].ReadEndpoint)), 60*time.Second)
+
+	// Delete with a final snapshot.
+	if _, err := c.DeleteReplicationGroup(ctx(t), &elasticache.DeleteReplicationGroupInput{ReplicationGroupId: aws.String("rg"), FinalSnapshotIdentifier: aws.String("rg-final")}); err != nil {
+		t.Fatal(err)
+	}
+	final := waitSnapshot(t, c, "rg-final")
+	if aws.ToString(final.ReplicationGroupId) != "rg" {
+		t.Fatalf("final snapshot: %+v", final)
+	}
 }

@@ -78,6 +78,9 @@ func operations() map[string]handler {
 		"CreateReplicationGroup":    op((*service.Service).CreateReplicationGroup),
 		"DescribeReplicationGroups": op((*service.Service).DescribeReplicationGroups),
 		"DeleteReplicationGroup":    op((*service.Service).DeleteReplicationGroup),
+		"ModifyReplicationGroup":    op((*service.Service).ModifyReplicationGroup),
+		"IncreaseReplicaCount":      op((*service.Service).IncreaseReplicaCount),
+		"DecreaseReplicaCount":      op((*service.Service).DecreaseReplicaCount),
 		"TestFailover":              op((*service.Service).TestFailover),
 		// Serverless caches
 		"CreateServerlessCache":    op((*service.Service).CreateServerlessCache),

@@ -20,13 +20,11 @@ const (
 )
 
 func benchData() []Item {
-	rng := rand.New(rand.NewPCG(5, 6))
+	src := rand.NewChaCha8([32]byte{5})
 	items := make([]Item, benchItems)
 	for i := range items {
 		v := make([]byte, benchValueLen)
-		for j := range v {
-			v[j] = byte(rng.Uint32())
-		}
+		_, _ = src.Read(v)
 		items[i] = Item{Key: fmt.Appendf(nil, "bench:%06d", i), Value: v, Flags: uint32(i)}
 	}
 	return items

@@ -133,9 +133,7 @@ func sendSets(ctx context.Context, conn net.Conn, dr *Reader, pending chan<- bat
 	bw := bufio.NewWriterSize(conn, bufSize)
 	var cur batch
 	endBatch := func() error {
-		if _, err := bw.WriteString("mn\r\n"); err != nil {
-			return fmt.Errorf("sending ms requests: %w", err)
-		}
+		_, _ = bw.WriteString("mn\r\n")
 		// Flushing every batch keeps memcached busy while the next one is
 		// read from the dump.
 		if err := bw.Flush(); err != nil {
@@ -188,11 +186,10 @@ func sendSets(ctx context.Context, conn net.Conn, dr *Reader, pending chan<- bat
 		// q: memcached answers only failures; the batch's mn says when all
 		// its requests are done.
 		line = append(line, " q\r\n"...)
-		for _, p := range [][]byte{line, it.Value, []byte("\r\n")} {
-			if _, err := bw.Write(p); err != nil {
-				return st, fmt.Errorf("sending ms requests: %w", err)
-			}
-		}
+		// bufio.Writer's errors stick: endBatch's Flush reports them.
+		_, _ = bw.Write(line)
+		_, _ = bw.Write(it.Value)
+		_, _ = bw.WriteString("\r\n")
 		if cur.items == 0 {
 			cur.first = n
 		}

@@ -151,59 +151,104 @@ func (c *client) keyArgs(key []byte) string {
 	return string(tok)
 }
 
-// writeSet buffers an ms for it; exp is the T token, 0 for none.
-func (c *client) writeSet(key, value []byte, flags uint32, exp int64) {
+// writeSet buffers an ms for it; exp is the T token, 0 for none. With q,
+// memcached answers only failures.
+func (c *client) writeSet(key, value []byte, flags uint32, exp int64, q bool) {
 	tok, b, _ := keyToken(nil, key)
 	fmt.Fprintf(c.bw, "ms %s %d F%d T%d", tok, len(value), flags, exp)
 	if b {
 		c.bw.WriteString(" b")
+	}
+	if q {
+		c.bw.WriteString(" q")
 	}
 	c.bw.WriteString("\r\n")
 	c.bw.Write(value)
 	c.bw.WriteString("\r\n")
 }
 
-// setAll stores items, pipelined: a goroutine sends while this one reads
-// the replies. exp gives each item's T token.
+// setAll stores items, pipelined and quiet, ended by an mn. A goroutine
+// sends while this one reads, so that failures cannot fill the socket. exp
+// gives each item's T token.
 func (c *client) setAll(items []Item, exp func(Item) int64) {
 	c.tb.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		for _, it := range items {
-			c.writeSet(it.Key, it.Value, it.Flags, exp(it))
+			c.writeSet(it.Key, it.Value, it.Flags, exp(it), true)
 		}
+		c.bw.WriteString("mn\r\n")
 		errc <- c.bw.Flush()
 	}()
-	for i := range items {
-		if l := c.line(); l != "HD" {
-			c.tb.Fatalf("storing key %q: %s", items[i].Key, l)
-		}
+	if l := c.line(); l != "MN" {
+		c.tb.Fatalf("storing %d items: %s", len(items), l)
 	}
 	if err := <-errc; err != nil {
 		c.tb.Fatal(err)
 	}
 }
 
+// getResult is an item read back; ttl is -1 for none.
+type getResult struct {
+	value []byte
+	flags uint32
+	ttl   int64
+	found bool
+}
+
+func (c *client) writeGet(key []byte) {
+	fmt.Fprintf(c.bw, "mg %s v f t\r\n", c.keyArgs(key))
+}
+
+func (c *client) readGet(key []byte) getResult {
+	c.tb.Helper()
+	l := c.line()
+	if l == "EN" {
+		return getResult{}
+	}
+	var size int
+	r := getResult{found: true}
+	if _, err := fmt.Sscanf(l, "VA %d f%d t%d", &size, &r.flags, &r.ttl); err != nil {
+		c.tb.Fatalf("mg %q: %q: %v", key, l, err)
+	}
+	r.value = make([]byte, size+2)
+	if _, err := io.ReadFull(c.br, r.value); err != nil {
+		c.tb.Fatal(err)
+	}
+	r.value = r.value[:size]
+	return r
+}
+
 // get fetches key with mg; found is false on a miss. ttl is -1 for none.
 func (c *client) get(key []byte) (value []byte, flags uint32, ttl int64, found bool) {
 	c.tb.Helper()
-	fmt.Fprintf(c.bw, "mg %s v f t\r\n", c.keyArgs(key))
+	c.writeGet(key)
 	if err := c.bw.Flush(); err != nil {
 		c.tb.Fatal(err)
 	}
-	l := c.line()
-	if l == "EN" {
-		return nil, 0, 0, false
+	r := c.readGet(key)
+	return r.value, r.flags, r.ttl, r.found
+}
+
+// getAll fetches keys, pipelined, and calls f with each result in order.
+func (c *client) getAll(keys [][]byte, f func(key []byte, r getResult)) {
+	c.tb.Helper()
+	for _, k := range keys {
+		c.keyArgs(k) // fails the test here, not in the goroutine
 	}
-	var size int
-	if _, err := fmt.Sscanf(l, "VA %d f%d t%d", &size, &flags, &ttl); err != nil {
-		c.tb.Fatalf("mg %q: %q: %v", key, l, err)
+	errc := make(chan error, 1)
+	go func() {
+		for _, k := range keys {
+			c.writeGet(k)
+		}
+		errc <- c.bw.Flush()
+	}()
+	for _, k := range keys {
+		f(k, c.readGet(k))
 	}
-	value = make([]byte, size+2)
-	if _, err := io.ReadFull(c.br, value); err != nil {
+	if err := <-errc; err != nil {
 		c.tb.Fatal(err)
 	}
-	return value[:size], flags, ttl, true
 }
 
 // stat returns one of memcached's general stats.

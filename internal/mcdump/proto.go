@@ -26,9 +26,9 @@ func addressable(key []byte) bool {
 		(plainSafe(key) || n <= maxB64KeyLen || !bytes.ContainsAny(key, "\x00 \r\n"))
 }
 
-// keyToken is how a key is written in a meta command: the token and whether
-// it needs the b (base64) flag. ok is false if memcached cannot be asked
-// about the key at all.
+// keyToken appends key to dst as a meta command takes it, and reports
+// whether it went base64-encoded (and so needs the b flag). ok is false, and
+// nothing is appended, if memcached cannot be asked about the key at all.
 func keyToken(dst, key []byte) (tok []byte, b bool, ok bool) {
 	if len(key) == 0 || len(key) > MaxKeyLen {
 		return dst, false, false

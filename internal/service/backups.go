@@ -36,7 +36,69 @@ func (s *Service) autoBackups(ctx context.Context) error {
 			}
 		}
 	}
+	if err := s.groupBackups(ctx, now, retention); err != nil {
+		return err
+	}
 	return s.pruneAutomated(now, retention)
+}
+
+// groupBackups takes the daily automated snapshots of replication groups, from
+// each group's snapshotting member, and adds the groups' retention limits
+// (keyed by group) to retention.
+func (s *Service) groupBackups(ctx context.Context, now time.Time, retention map[string]int32) error {
+	var groups []replicationGroup
+	err := s.store.View(func(tx *store.Tx) (err error) {
+		groups, err = store.ScanAs[replicationGroup](tx, tableGroups, "")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for i := range groups {
+		g := &groups[i]
+		retention["group:"+g.key()] = g.SnapshotRetentionLimit
+		day, in := snapshotWindowDay(g.SnapshotWindow, now)
+		if g.SnapshotRetentionLimit <= 0 || g.Status != statusAvailable || !in || g.LastAutoSnapshot == day {
+			continue
+		}
+		if err := s.startGroupSnapshot(ctx, g, day); err != nil {
+			s.log.Error("automated snapshot", "group", g.key(), "error", err)
+		}
+	}
+	return nil
+}
+
+func (s *Service) startGroupSnapshot(ctx context.Context, g *replicationGroup, day string) error {
+	c, now := g.caller(), s.now()
+	name := fmt.Sprintf("automatic.%s-%s", g.ID, now.Format("2006-01-02-15-04"))
+	s.snapshotJobs.begin(c.scope() + name)
+	var sn *snapshot
+	err := s.store.Update(func(tx *store.Tx) error {
+		fresh, members, err := loadAvailableGroup(tx, c, g.ID)
+		if err != nil || fresh.LastAutoSnapshot == day || tx.Has(tableSnapshots, c.scope()+name) {
+			return errNotDue
+		}
+		cl, err := loadCluster(tx, c, snapshottingMember(fresh, members))
+		if err != nil || cl.Status != statusAvailable {
+			return errNotDue // busy: the next pass tries again
+		}
+		fresh.LastAutoSnapshot = day
+		if err := tx.Put(tableGroups, fresh.key(), fresh); err != nil {
+			return err
+		}
+		sn = newSnapshot(cl, name, sourceAutomated, now)
+		sn.ReplicationGroupDesc, sn.AutomaticFailover = fresh.Description, fresh.AutomaticFailover
+		return s.beginSnapshot(tx, cl, sn)
+	})
+	if err != nil {
+		s.snapshotJobs.end(c.scope() + name)
+		if err == errNotDue {
+			return nil
+		}
+		return err
+	}
+	go s.takeSnapshot(context.WithoutCancel(ctx), sn)
+	return nil
 }
 
 // backupDue reports whether a cluster's daily backup is due now, and the day (of
@@ -124,7 +186,11 @@ func (s *Service) pruneAutomated(now time.Time, retention map[string]int32) erro
 			if sn.Source != sourceAutomated || sn.Status == snapshotCreating {
 				continue
 			}
-			limit, exists := retention[sn.Account+"/"+sn.Region+"/"+sn.ClusterID]
+			owner := sn.Account + "/" + sn.Region + "/" + sn.ClusterID
+			if sn.ReplicationGroupID != "" {
+				owner = "group:" + sn.Account + "/" + sn.Region + "/" + sn.ReplicationGroupID
+			}
+			limit, exists := retention[owner]
 			if !exists || now.Sub(sn.CreatedAt) > time.Duration(limit)*24*time.Hour {
 				expired = append(expired, sn)
 			}

@@ -49,6 +49,10 @@ type replicationGroup struct {
 	ReaderPort             int       `json:"readerPort"`
 	CreatedAt              time.Time `json:"createdAt"`
 	NextMember             int       `json:"nextMember"`
+	// SnapshottingCluster is the member snapshots are taken from ("" picks a replica).
+	SnapshottingCluster string `json:"snapshottingCluster,omitempty"`
+	// LastAutoSnapshot is the day (yyyy-mm-dd) of the last automated snapshot.
+	LastAutoSnapshot string `json:"lastAutoSnapshot,omitempty"`
 	// RetainPrimary keeps the primary as a standalone cluster when the group is deleted.
 	RetainPrimary bool `json:"retainPrimary,omitempty"`
 }
@@ -427,8 +431,11 @@ func (s *Service) DescribeReplicationGroups(ctx context.Context, in *ecapi.Descr
 // With RetainPrimaryCluster the primary leaves the group and keeps running.
 func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteReplicationGroupMessage) (*ecapi.DeleteReplicationGroupResult, error) {
 	c := CallerOf(ctx)
-	if in.FinalSnapshotIdentifier != "" {
-		return nil, apierr.NotImplemented.Errorf("hoard does not take snapshots of replication groups yet (FinalSnapshotIdentifier).")
+	final := strings.ToLower(in.FinalSnapshotIdentifier)
+	if final != "" {
+		if err := validateSnapshotName(final); err != nil {
+			return nil, err
+		}
 	}
 	var g *replicationGroup
 	err := s.store.Update(func(tx *store.Tx) (err error) {
@@ -443,6 +450,25 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 			return err
 		}
 		g.Status, g.RetainPrimary = statusDeleting, in.RetainPrimaryCluster != nil && *in.RetainPrimaryCluster
+		// The final snapshot is taken by a member that is being deleted, before
+		// its node stops (finishDelete).
+		if final != "" {
+			if tx.Has(tableSnapshots, c.scope()+final) {
+				return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", final)
+			}
+			from := snapshottingMember(g, members)
+			if g.RetainPrimary && from == members[0].ID {
+				if len(members) < 2 {
+					return ecapi.InvalidParameterCombinationException.Errorf("With RetainPrimaryCluster and no replica, snapshot the retained primary instead of FinalSnapshotIdentifier.")
+				}
+				from = members[1].ID
+			}
+			for i := range members {
+				if members[i].ID == from {
+					members[i].FinalSnapshot = final
+				}
+			}
+		}
 		for i := range members {
 			cl := &members[i]
 			if g.RetainPrimary && cl.Role == rolePrimary {
@@ -498,9 +524,9 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 			member.ReadEndpoint = &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(m.Nodes[0].Port)}
 		}
 		ng.NodeGroupMembers = append(ng.NodeGroupMembers, member)
-		if g.SnapshotRetentionLimit > 0 && (out.SnapshottingClusterId == "" || m.Role == roleReplica) {
-			out.SnapshottingClusterId = m.ID
-		}
+	}
+	if g.SnapshotRetentionLimit > 0 {
+		out.SnapshottingClusterId = snapshottingMember(g, members)
 	}
 	sort.Strings(out.MemberClusters)
 	out.NodeGroups = []ecapi.NodeGroup{ng}
@@ -556,4 +582,21 @@ func (s *Service) addReplica(ctx context.Context, id string, in *ecapi.CreateCac
 	}
 	s.poke()
 	return &ecapi.CreateCacheClusterResult{CacheCluster: s.clusterShape(cl, true)}, nil
+}
+
+// snapshottingMember is the member a group's snapshots are taken from: the one
+// ModifyReplicationGroup named, else a replica (sparing the primary the fork's
+// cost, as ElastiCache does), else the primary.
+func snapshottingMember(g *replicationGroup, members []cluster) string {
+	chosen := ""
+	for _, m := range members {
+		switch {
+		case m.Status == statusDeleting:
+		case m.ID == g.SnapshottingCluster:
+			return m.ID
+		case chosen == "" || m.Role == roleReplica && chosen == members[0].ID:
+			chosen = m.ID
+		}
+	}
+	return chosen
 }

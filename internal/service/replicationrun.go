@@ -248,14 +248,14 @@ type endpointAddrs struct {
 	replicas []string
 }
 
-// settleGroup moves a creating group to available once every member is
-// available and every replica has synced with the primary.
+// settleGroup moves a creating or modifying group to available once every
+// member is available (removed members gone) and every replica has synced.
 func (s *Service) settleGroup(ctx context.Context, drv engine.Replicator, g *replicationGroup, members []cluster) error {
-	if g.Status != statusCreating {
+	if g.Status != statusCreating && g.Status != statusModifying {
 		return nil
 	}
 	for _, m := range members {
-		if m.Status == statusFailed {
+		if m.Status == statusFailed && g.Status == statusCreating {
 			return s.setGroupStatus(g, statusFailed, fmt.Sprintf("Failed to create replication group %s: member %s failed: %s", g.ID, m.ID, m.FailureReason))
 		}
 		if m.Status != statusAvailable || len(m.Nodes) == 0 || m.Nodes[0].Handle == nil {
@@ -268,7 +268,11 @@ func (s *Service) settleGroup(ctx context.Context, drv engine.Replicator, g *rep
 			}
 		}
 	}
-	return s.setGroupStatus(g, statusAvailable, fmt.Sprintf("Replication group %s created", g.ID))
+	done := "created"
+	if g.Status == statusModifying {
+		done = "modified"
+	}
+	return s.setGroupStatus(g, statusAvailable, fmt.Sprintf("Replication group %s %s", g.ID, done))
 }
 
 func (s *Service) setGroupStatus(g *replicationGroup, status, event string) error {

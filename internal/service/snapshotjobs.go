@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/engine"
@@ -92,6 +93,9 @@ func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot
 		if n == nil || n.Handle == nil {
 			return fmt.Errorf("node %s is not running", ns.NodeID)
 		}
+		if err := s.awaitReplicaSynced(ctx, cl, *n.Handle); err != nil {
+			return fmt.Errorf("node %s: %w", ns.NodeID, err)
+		}
 		path := filepath.Join(staging, dataFileName(cl.Engine, ns.NodeID))
 		size, err := snapper.Snapshot(ctx, *n.Handle, path)
 		if err != nil {
@@ -116,6 +120,30 @@ func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot
 		return err
 	}
 	return syncDir(filepath.Dir(final))
+}
+
+// awaitReplicaSynced waits until a replica's link to its primary is up: a
+// replica that is (re)syncing holds partial data, or none.
+func (s *Service) awaitReplicaSynced(ctx context.Context, cl *cluster, h engine.Handle) error {
+	rep, ok := s.cfg.Drivers[cl.Engine].(engine.Replicator)
+	if cl.Role != roleReplica || !ok {
+		return nil
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		rs, err := rep.Replication(ctx, h)
+		if err == nil && rs.LinkUp {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the replica has not synced with its primary within a minute (%v)", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // dataFileName is the name of a node's data file in a snapshot: redis and

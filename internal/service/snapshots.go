@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hoardcache/hoard/internal/apierr"
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/ecapi"
 	"github.com/hoardcache/hoard/internal/store"
@@ -31,13 +30,18 @@ const (
 // snapshot is a cache cluster snapshot as stored: the source cluster's
 // configuration, and one RDB file per node in hoard's snapshot store.
 type snapshot struct {
-	Account                 string         `json:"account"`
-	Region                  string         `json:"region"`
-	Name                    string         `json:"name"`
-	Status                  string         `json:"status"`
-	Source                  string         `json:"source"`
-	CreatedAt               time.Time      `json:"createdAt"`
-	ClusterID               string         `json:"clusterId"`
+	Account   string    `json:"account"`
+	Region    string    `json:"region"`
+	Name      string    `json:"name"`
+	Status    string    `json:"status"`
+	Source    string    `json:"source"`
+	CreatedAt time.Time `json:"createdAt"`
+	ClusterID string    `json:"clusterId"`
+	// ReplicationGroupID is set when the snapshot is of a replication group
+	// (taken from its snapshotting member, ClusterID).
+	ReplicationGroupID      string         `json:"replicationGroupId,omitempty"`
+	ReplicationGroupDesc    string         `json:"replicationGroupDescription,omitempty"`
+	AutomaticFailover       bool           `json:"automaticFailover,omitempty"`
 	ClusterCreatedAt        time.Time      `json:"clusterCreatedAt"`
 	NodeType                string         `json:"nodeType"`
 	Engine                  string         `json:"engine"`
@@ -98,7 +102,7 @@ func loadSnapshot(tx *store.Tx, c Caller, name string) (*snapshot, error) {
 func newSnapshot(cl *cluster, name, source string, now time.Time) *snapshot {
 	sn := &snapshot{
 		Account: cl.Account, Region: cl.Region, Name: name, Status: snapshotCreating, Source: source, CreatedAt: now,
-		ClusterID: cl.ID, ClusterCreatedAt: cl.CreatedAt, NodeType: cl.NodeType, Engine: cl.Engine, EngineVersion: cl.EngineVersion,
+		ClusterID: cl.ID, ReplicationGroupID: cl.ReplicationGroupID, ClusterCreatedAt: cl.CreatedAt, NodeType: cl.NodeType, Engine: cl.Engine, EngineVersion: cl.EngineVersion,
 		Family: cl.Family, ParamGroup: cl.ParamGroup, SubnetGroup: cl.SubnetGroup, AZ: cl.AZ, MaintenanceWindow: cl.MaintenanceWindow,
 		SnapshotWindow: cl.SnapshotWindow, SnapshotRetentionLimit: cl.SnapshotRetentionLimit, AutoMinorVersionUpgrade: cl.AutoMinorVersionUpgrade,
 		TopicArn: cl.NotificationTopicArn,
@@ -122,16 +126,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 	switch {
 	case in.ReplicationGroupId != "" && in.CacheClusterId != "":
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either CacheClusterId or ReplicationGroupId, not both.")
-	case in.ReplicationGroupId != "":
-		err := s.store.View(func(tx *store.Tx) error {
-			_, err := loadGroupRecord(tx, c, in.ReplicationGroupId)
-			return err
-		})
-		if err == nil {
-			err = apierr.NotImplemented.Errorf("hoard does not take snapshots of replication groups yet; snapshot a member cluster (CacheClusterId) instead.")
-		}
-		return nil, err
-	case in.CacheClusterId == "":
+	case in.CacheClusterId == "" && in.ReplicationGroupId == "":
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Either CacheClusterId or ReplicationGroupId must be given.")
 	}
 	name := strings.ToLower(in.SnapshotName)
@@ -147,7 +142,16 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 	var sn *snapshot
 	s.snapshotJobs.begin(c.scope() + name)
 	err := s.store.Update(func(tx *store.Tx) error {
-		cl, err := loadCluster(tx, c, in.CacheClusterId)
+		var group *replicationGroup
+		clusterID := in.CacheClusterId
+		if in.ReplicationGroupId != "" {
+			g, members, err := loadAvailableGroup(tx, c, in.ReplicationGroupId)
+			if err != nil {
+				return err
+			}
+			group, clusterID = g, snapshottingMember(g, members)
+		}
+		cl, err := loadCluster(tx, c, clusterID)
 		if err != nil {
 			return err
 		}
@@ -162,6 +166,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 		}
 		sn = newSnapshot(cl, name, sourceManual, s.now())
 		sn.KmsKeyID = in.KmsKeyId
+		if group != nil {
+			sn.ReplicationGroupDesc, sn.AutomaticFailover = group.Description, group.AutomaticFailover
+		}
 		if err := s.beginSnapshot(tx, cl, sn); err != nil {
 			return err
 		}
@@ -237,7 +244,7 @@ func (s *Service) DescribeSnapshots(ctx context.Context, in *ecapi.DescribeSnaps
 			switch {
 			case in.SnapshotName != "" && sn.Name != strings.ToLower(in.SnapshotName),
 				in.CacheClusterId != "" && sn.ClusterID != strings.ToLower(in.CacheClusterId),
-				in.ReplicationGroupId != "",
+				in.ReplicationGroupId != "" && sn.ReplicationGroupID != strings.ToLower(in.ReplicationGroupId),
 				in.SnapshotSource != "" && sn.Source != in.SnapshotSource:
 				continue
 			}
@@ -245,6 +252,9 @@ func (s *Service) DescribeSnapshots(ctx context.Context, in *ecapi.DescribeSnaps
 		}
 		if err == nil && in.CacheClusterId != "" && len(matched) == 0 {
 			_, err = loadCluster(tx, c, in.CacheClusterId)
+		}
+		if err == nil && in.ReplicationGroupId != "" && len(matched) == 0 {
+			_, err = loadGroupRecord(tx, c, in.ReplicationGroupId)
 		}
 		return err
 	})
@@ -305,8 +315,19 @@ func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
 	}
 	port := int32(6379)
 	out.Port = &port
+	if sn.ReplicationGroupID != "" {
+		one := int32(1)
+		out.ReplicationGroupId, out.ReplicationGroupDescription, out.NumNodeGroups = sn.ReplicationGroupID, sn.ReplicationGroupDesc, &one
+		out.AutomaticFailover = "disabled"
+		if sn.AutomaticFailover {
+			out.AutomaticFailover = "enabled"
+		}
+	}
 	for _, ns := range sn.Nodes {
 		node := ecapi.NodeSnapshot{CacheNodeId: ns.NodeID, CacheNodeCreateTime: ns.NodeCreatedAt, SnapshotCreateTime: ns.SnapshotTaken}
+		if sn.ReplicationGroupID != "" {
+			node.CacheClusterId, node.NodeGroupId = sn.ClusterID, "0001"
+		}
 		if sn.Status == snapshotAvailable {
 			node.CacheSize = formatSize(ns.Size)
 		}

@@ -1,0 +1,272 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/hoardcache/hoard/internal/apierr"
+	"github.com/hoardcache/hoard/internal/catalog"
+	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/store"
+)
+
+// ModifyReplicationGroup changes a group: its description, failover settings,
+// snapshot settings and snapshotting cluster at once; a parameter group,
+// maintenance window, topic and security groups on every member (parameters
+// reach the running nodes as for a cache cluster); PrimaryClusterId switches the
+// primary over to that replica.
+func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyReplicationGroupMessage) (*ecapi.ModifyReplicationGroupResult, error) {
+	c := CallerOf(ctx)
+	switch {
+	case in.Engine != "" || in.EngineVersion != "" || in.CacheNodeType != "":
+		return nil, apierr.NotImplemented.Errorf("hoard does not change a replication group's engine, engine version or node type yet.")
+	case in.AuthToken != "" || in.TransitEncryptionEnabled != nil || in.ClusterMode != "":
+		return nil, apierr.NotImplemented.Errorf("hoard does not implement AUTH tokens, in-transit encryption or cluster mode changes yet.")
+	case len(in.UserGroupIdsToAdd) > 0:
+		return nil, ecapi.UserGroupNotFoundFault.Errorf("User group %s not found.", in.UserGroupIdsToAdd[0])
+	case in.NodeGroupId != "" && in.NodeGroupId != "0001":
+		return nil, ecapi.InvalidParameterValueException.Errorf("Replication group %s has one node group, 0001.", in.ReplicationGroupId)
+	}
+	if err := validateWindows(in.PreferredMaintenanceWindow, in.SnapshotWindow, in.SnapshotRetentionLimit, catalog.Redis); err != nil {
+		return nil, err
+	}
+	var g *replicationGroup
+	switchTo := ""
+	err := s.store.Update(func(tx *store.Tx) (err error) {
+		if g, err = loadGroupRecord(tx, c, in.ReplicationGroupId); err != nil {
+			return err
+		}
+		if g.Status != statusAvailable {
+			return ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
+		}
+		members, err := groupMembers(tx, g)
+		if err != nil {
+			return err
+		}
+		if err := s.modifyGroupSettings(g, members, in); err != nil {
+			return err
+		}
+		if in.PrimaryClusterId != "" && !strings.EqualFold(in.PrimaryClusterId, members[0].ID) {
+			if !slices.ContainsFunc(members, func(m cluster) bool { return strings.EqualFold(m.ID, in.PrimaryClusterId) }) {
+				return ecapi.InvalidParameterValueException.Errorf("Cache cluster %s is not a member of replication group %s.", in.PrimaryClusterId, g.ID)
+			}
+			switchTo = strings.ToLower(in.PrimaryClusterId)
+		}
+		family, _ := catalog.Lookup(members[0].Family)
+		for i := range members {
+			m := &members[i]
+			if in.CacheParameterGroupName != "" && strings.ToLower(in.CacheParameterGroupName) != m.ParamGroup {
+				pg, err := s.groupForCluster(tx, c, in.CacheParameterGroupName, family)
+				if err != nil {
+					return err
+				}
+				m.ParamGroup, m.ParamStatus, m.Status = pg.Name, applyApplying, statusModifying
+				g.Status = statusModifying // until every member has applied it
+			}
+			if in.PreferredMaintenanceWindow != "" {
+				m.MaintenanceWindow = strings.ToLower(in.PreferredMaintenanceWindow)
+			}
+			if in.NotificationTopicArn != "" {
+				m.NotificationTopicArn = in.NotificationTopicArn
+			}
+			if in.SecurityGroupIds != nil {
+				m.SecurityGroupIDs = in.SecurityGroupIds
+			}
+			if m.Role == rolePrimary {
+				m.HoldForFailover = g.AutomaticFailover
+			}
+			if err := tx.Put(tableClusters, m.key(), m); err != nil {
+				return err
+			}
+		}
+		return tx.Put(tableGroups, g.key(), g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if switchTo != "" {
+		if err := s.failover(ctx, g, switchTo, "Primary changed by ModifyReplicationGroup"); err != nil {
+			return nil, err
+		}
+	}
+	s.poke()
+	return &ecapi.ModifyReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil
+}
+
+// modifyGroupSettings applies the group-level settings of a modification.
+func (s *Service) modifyGroupSettings(g *replicationGroup, members []cluster, in *ecapi.ModifyReplicationGroupMessage) error {
+	failover, multiAZ := g.AutomaticFailover, g.MultiAZ
+	if in.AutomaticFailoverEnabled != nil {
+		failover = *in.AutomaticFailoverEnabled
+	}
+	if in.MultiAZEnabled != nil {
+		multiAZ = *in.MultiAZEnabled
+	}
+	switch {
+	case failover && len(members) < 2:
+		return ecapi.InvalidParameterCombinationException.Errorf("Automatic failover needs at least one replica.")
+	case multiAZ && !failover:
+		return ecapi.InvalidParameterCombinationException.Errorf("Multi-AZ needs automatic failover.")
+	}
+	g.AutomaticFailover, g.MultiAZ = failover, multiAZ
+	if in.ReplicationGroupDescription != "" {
+		g.Description = in.ReplicationGroupDescription
+	}
+	if in.SnapshotRetentionLimit != nil {
+		g.SnapshotRetentionLimit = *in.SnapshotRetentionLimit
+	}
+	if in.SnapshotWindow != "" {
+		g.SnapshotWindow = in.SnapshotWindow
+	}
+	if id := strings.ToLower(in.SnapshottingClusterId); id != "" {
+		if !slices.ContainsFunc(members, func(m cluster) bool { return m.ID == id }) {
+			return ecapi.InvalidParameterValueException.Errorf("Cache cluster %s is not a member of replication group %s.", id, g.ID)
+		}
+		g.SnapshottingCluster = id
+	}
+	return nil
+}
+
+// IncreaseReplicaCount adds replicas until the group has NewReplicaCount.
+func (s *Service) IncreaseReplicaCount(ctx context.Context, in *ecapi.IncreaseReplicaCountMessage) (*ecapi.IncreaseReplicaCountResult, error) {
+	c := CallerOf(ctx)
+	want, err := newReplicaCount(in.NewReplicaCount, in.ReplicaConfiguration)
+	if err != nil {
+		return nil, err
+	}
+	var g *replicationGroup
+	err = s.store.Update(func(tx *store.Tx) error {
+		var members []cluster
+		if g, members, err = loadAvailableGroup(tx, c, in.ReplicationGroupId); err != nil {
+			return err
+		}
+		have := len(members) - 1
+		switch {
+		case want == have:
+			return ecapi.NoOperationFault.Errorf("Replication group %s already has %d replicas.", g.ID, have)
+		case want < have:
+			return ecapi.InvalidParameterValueException.Errorf("NewReplicaCount %d is fewer than the %d replicas of %s: use DecreaseReplicaCount.", want, have, g.ID)
+		case want > 5:
+			return ecapi.InvalidParameterValueException.Errorf("A replication group has at most 5 replicas; NewReplicaCount was %d.", want)
+		}
+		if err := s.checkNodeQuotas(tx, c, want-have); err != nil {
+			return err
+		}
+		for i := have; i < want; i++ {
+			id := ""
+			for id == "" || tx.Has(tableClusters, c.scope()+id) {
+				g.NextMember++
+				id = fmt.Sprintf("%s-%03d", g.ID, g.NextMember)
+			}
+			cl, err := s.newMember(tx, c, g, id, nil, &members[0])
+			if err != nil {
+				return err
+			}
+			if err := tx.Put(tableClusters, cl.key(), cl); err != nil {
+				return err
+			}
+		}
+		g.Status = statusModifying
+		return tx.Put(tableGroups, g.key(), g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.poke()
+	return &ecapi.IncreaseReplicaCountResult{ReplicationGroup: s.describeGroup(g)}, nil
+}
+
+// DecreaseReplicaCount removes replicas: those ReplicasToRemove names, or the
+// newest, down to NewReplicaCount. A group with automatic failover keeps one.
+func (s *Service) DecreaseReplicaCount(ctx context.Context, in *ecapi.DecreaseReplicaCountMessage) (*ecapi.DecreaseReplicaCountResult, error) {
+	c := CallerOf(ctx)
+	var g *replicationGroup
+	err := s.store.Update(func(tx *store.Tx) (err error) {
+		var members []cluster
+		if g, members, err = loadAvailableGroup(tx, c, in.ReplicationGroupId); err != nil {
+			return err
+		}
+		replicas := members[1:]
+		var remove []cluster
+		switch {
+		case len(in.ReplicasToRemove) > 0 && (in.NewReplicaCount != nil || len(in.ReplicaConfiguration) > 0):
+			return ecapi.InvalidParameterCombinationException.Errorf("Give either ReplicasToRemove or NewReplicaCount, not both.")
+		case len(in.ReplicasToRemove) > 0:
+			for _, id := range in.ReplicasToRemove {
+				i := slices.IndexFunc(replicas, func(m cluster) bool { return strings.EqualFold(m.ID, id) })
+				if i < 0 {
+					return ecapi.InvalidParameterValueException.Errorf("%s is not a replica of replication group %s.", id, g.ID)
+				}
+				remove = append(remove, replicas[i])
+			}
+		default:
+			want, err := newReplicaCount(in.NewReplicaCount, in.ReplicaConfiguration)
+			if err != nil {
+				return err
+			}
+			if want == len(replicas) {
+				return ecapi.NoOperationFault.Errorf("Replication group %s already has %d replicas.", g.ID, want)
+			}
+			if want > len(replicas) {
+				return ecapi.InvalidParameterValueException.Errorf("NewReplicaCount %d is more than the %d replicas of %s: use IncreaseReplicaCount.", want, len(replicas), g.ID)
+			}
+			remove = replicas[want:] // the newest
+		}
+		if g.AutomaticFailover && len(replicas)-len(remove) < 1 {
+			return ecapi.InvalidParameterCombinationException.Errorf("Replication group %s has automatic failover, which needs at least one replica.", g.ID)
+		}
+		for i := range remove {
+			m := &remove[i]
+			m.Status = statusDeleting
+			for _, n := range m.Nodes {
+				n.Status = statusDeleting
+			}
+			if err := tx.Put(tableClusters, m.key(), m); err != nil {
+				return err
+			}
+		}
+		g.Status = statusModifying
+		return tx.Put(tableGroups, g.key(), g)
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.poke()
+	return &ecapi.DecreaseReplicaCountResult{ReplicationGroup: s.describeGroup(g)}, nil
+}
+
+// newReplicaCount reads the wanted replica count from NewReplicaCount or the
+// one node group's ReplicaConfiguration.
+func newReplicaCount(count *int32, config []ecapi.ConfigureShard) (int, error) {
+	switch {
+	case count != nil && len(config) > 0:
+		return 0, ecapi.InvalidParameterCombinationException.Errorf("Give either NewReplicaCount or ReplicaConfiguration, not both.")
+	case count != nil:
+		if *count < 0 {
+			return 0, ecapi.InvalidParameterValueException.Errorf("NewReplicaCount must be at least 0, got %d.", *count)
+		}
+		return int(*count), nil
+	case len(config) == 1 && config[0].NodeGroupId == "0001":
+		return int(config[0].NewReplicaCount), nil
+	case len(config) > 0:
+		return 0, ecapi.NodeGroupNotFoundFault.Errorf("A replication group with cluster mode disabled has one node group, 0001.")
+	}
+	return 0, ecapi.InvalidParameterValueException.Errorf("Give NewReplicaCount or ReplicaConfiguration.")
+}
+
+func loadAvailableGroup(tx *store.Tx, c Caller, id string) (*replicationGroup, []cluster, error) {
+	g, err := loadGroupRecord(tx, c, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if g.Status != statusAvailable {
+		return nil, nil, ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
+	}
+	members, err := groupMembers(tx, g)
+	if err == nil && (len(members) == 0 || members[0].Role != rolePrimary) {
+		err = ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s has no primary.", g.ID)
+	}
+	return g, members, err
+}
