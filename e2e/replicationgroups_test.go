@@ -179,6 +179,21 @@ func TestReplicationGroupReplicatesAndFailsOver(t *testing.T) {
 		t.Errorf("failover events missing: %v", msgs)
 	}
 
+	// hoard itself crashes: the nodes keep running, and the restarted hoard
+	// serves the endpoints again on the same ports.
+	h.kill9()
+	h.restart()
+	c = h.client("us-east-1")
+	eventually(t, 20*time.Second, func() string {
+		if v, err := writer.Get(bg, "after-crash").Result(); err != nil || v != "1" {
+			return fmt.Sprintf("through PrimaryEndpoint after a hoard restart: %q %v", v, err)
+		}
+		return ""
+	})
+	if s := aws.ToString(describeGroup(t, c, "web").Status); s != "available" {
+		t.Fatalf("after a hoard restart the group is %s", s)
+	}
+
 	// Delete: members and endpoints go.
 	if _, err := c.DeleteReplicationGroup(ctx(t), &elasticache.DeleteReplicationGroupInput{ReplicationGroupId: aws.String("web")}); err != nil {
 		t.Fatal(err)
