@@ -58,3 +58,18 @@ func TestRedisReplication(t *testing.T) {
 		t.Fatalf("old primary is %+v", rs)
 	}
 }
+
+func TestParseReplicationInfo(t *testing.T) {
+	replica := "# Replication\r\nrole:slave\r\nmaster_host:127.0.0.1\r\nmaster_port:21000\r\nmaster_link_status:up\r\nslave_repl_offset:4242\r\nmaster_repl_offset:4242\r\n"
+	if got := parseReplicationInfo(replica); got != (ReplicationState{Role: "slave", Offset: 4242, LinkUp: true, Primary: "127.0.0.1:21000"}) {
+		t.Errorf("replica: %+v", got)
+	}
+	primary := "# Replication\r\nrole:master\r\nconnected_slaves:2\r\nslave0:ip=127.0.0.1,port=21001,state=online,offset=10,lag=0\r\nmaster_repl_offset:10\r\n"
+	if got := parseReplicationInfo(primary); got != (ReplicationState{Role: "master", Offset: 10, Replicas: 2}) {
+		t.Errorf("primary: %+v", got)
+	}
+	syncing := "role:slave\r\nmaster_host:::1\r\nmaster_port:6379\r\nmaster_link_status:down\r\n"
+	if got := parseReplicationInfo(syncing); got.LinkUp || got.Primary != "[::1]:6379" {
+		t.Errorf("syncing replica: %+v", got)
+	}
+}
