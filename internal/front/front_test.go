@@ -5,10 +5,16 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
+	"os"
 	"runtime"
 	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -183,7 +189,7 @@ func TestSetBackends(t *testing.T) {
 func TestSetBackendsDuringDial(t *testing.T) {
 	old, cur := startEcho(t), startEcho(t)
 	f := listenFront(t, []string{old.addr})
-	pc := &proxyConn{client: dial(t, f.Addr())}
+	pc := &proxyConn{client: dial(t, startEcho(t).addr)} // any TCP conn will do
 	oldConn, err := net.Dial("tcp", old.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -343,4 +349,59 @@ func TestSpliceUsed(t *testing.T) {
 	if got := pipeFDs(t); got < base+4*conns {
 		t.Fatalf("pipe fds: %d before, %d with %d proxied connections; splice not used", base, got, conns)
 	}
+}
+
+// flakyListener fails its first accepts with EMFILE, as a listener does when
+// the process is out of file descriptors.
+type flakyListener struct {
+	*net.TCPListener
+	failures atomic.Int32
+}
+
+func (l *flakyListener) AcceptTCP() (*net.TCPConn, error) {
+	if l.failures.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.TCPListener.AcceptTCP()
+}
+
+func TestAcceptErrorBackoff(t *testing.T) {
+	b := startEcho(t)
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl := &flakyListener{TCPListener: ln}
+	fl.failures.Store(3)
+	var logs syncBuffer
+	start := time.Now()
+	f := serveListener(fl, []string{b.addr}, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	defer f.Close()
+
+	roundTrip(t, dial(t, f.Addr()), "after EMFILE")
+	// Backoff 5ms, 10ms, 20ms before the accept that succeeds.
+	if d := time.Since(start); d < 35*time.Millisecond {
+		t.Errorf("served after %v: accept errors not backed off", d)
+	}
+	if n := strings.Count(logs.String(), "too many open files"); n != 3 {
+		t.Errorf("logged %d accept errors, want 3:\n%s", n, logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the front's goroutines to log into.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -2,7 +2,6 @@ package front
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -193,8 +191,9 @@ func TestRedisThroughFront(t *testing.T) {
 //
 //	HOARD_FRONT_BENCH=1 go test -run RedisBenchmark -v -count=1 ./internal/front/
 //
-// HOARD_FRONT_BENCH_N sets -n (default 200000) and HOARD_FRONT_BENCH_RUNS
-// the runs per case (default 3; medians are reported). Besides requests/s it
+// HOARD_FRONT_BENCH_N sets -n (default 200000), HOARD_FRONT_BENCH_P the -P
+// pipeline depths (default "1,16") and HOARD_FRONT_BENCH_RUNS the runs per
+// case (default 3; medians are reported). Besides requests/s it
 // reports the CPU time per request of each process (front = this test
 // process, idle during the direct runs): on a small shared machine
 // throughput swings with the load of other processes, CPU per request much
@@ -211,7 +210,7 @@ func TestRedisBenchmarkThroughFront(t *testing.T) {
 	t.Logf("GOMAXPROCS=%d NumCPU=%d -n %d -c 50, %d runs per case", runtime.GOMAXPROCS(0), runtime.NumCPU(), n, runs)
 
 	type sample struct {
-		rps                    map[string]float64
+		rps                  map[string]float64
 		front, redis, bench_ time.Duration // CPU per request
 	}
 	run := func(addr string, extra ...string) sample {
@@ -239,7 +238,7 @@ func TestRedisBenchmarkThroughFront(t *testing.T) {
 		return s
 	}
 
-	for _, pipeline := range []int{1, 16} {
+	for _, pipeline := range envInts("HOARD_FRONT_BENCH_P", []int{1, 16}) {
 		extra := []string{"-P", strconv.Itoa(pipeline)}
 		var direct, front []sample
 		for i := range runs {
@@ -274,31 +273,22 @@ func TestRedisBenchmarkThroughFront(t *testing.T) {
 			cpu(front, func(s sample) time.Duration { return s.redis }), cpu(front, func(s sample) time.Duration { return s.bench_ }),
 			cpu(front, func(s sample) time.Duration { return s.front }))
 	}
+	waitFor(5*time.Second, func() bool { return f.Stats().Active == 0 }) // the last clients' FINs
 	t.Logf("front stats: %+v", f.Stats())
 }
 
-// selfCPU is the CPU time (user+system) this process has used.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// procCPU is the CPU time (user+system) process pid has used, from
-// /proc/PID/stat, counted in clock ticks of 10ms (USER_HZ is 100 on Linux).
-func procCPU(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
+// envInts reads a comma-separated list of positive integers.
+func envInts(name string, def []int) []int {
+	var out []int
+	for _, f := range strings.Split(os.Getenv(name), ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && v > 0 {
+			out = append(out, v)
+		}
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	fs := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(fs) < 13 {
-		return 0
+	if len(out) == 0 {
+		return def
 	}
-	ut, _ := strconv.ParseInt(fs[11], 10, 64) // field 14, utime
-	st, _ := strconv.ParseInt(fs[12], 10, 64) // field 15, stime
-	return time.Duration(ut+st) * 10 * time.Millisecond
+	return out
 }
 
 func envInt(name string, def int) int {

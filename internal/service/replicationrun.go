@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -290,9 +291,7 @@ func (s *Service) setGroupStatus(g *replicationGroup, status, event string) erro
 }
 
 // serve makes the group's endpoints forward to addrs, starting them if needed.
-func (fs *frontSet) serve(g *replicationGroup, host string, addrs endpointAddrs, log interface {
-	Error(string, ...any)
-}) error {
+func (fs *frontSet) serve(g *replicationGroup, host string, addrs endpointAddrs, log *slog.Logger) error {
 	primary := []string{}
 	if addrs.primary != "" {
 		primary = []string{addrs.primary}
@@ -308,11 +307,12 @@ func (fs *frontSet) serve(g *replicationGroup, host string, addrs endpointAddrs,
 	}
 	gf := fs.all[g.key()]
 	if gf == nil {
-		p, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.PrimaryPort)), primary)
+		logger := front.WithLogger(log.With("group", g.key()))
+		p, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.PrimaryPort)), primary, logger)
 		if err != nil {
 			return fmt.Errorf("primary endpoint: %w", err)
 		}
-		r, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.ReaderPort)), readers)
+		r, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.ReaderPort)), readers, logger)
 		if err != nil {
 			p.Close()
 			return fmt.Errorf("reader endpoint: %w", err)
