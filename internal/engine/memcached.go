@@ -41,12 +41,24 @@ func (d *memcachedDriver) Start(ctx context.Context, spec Spec) (Handle, error) 
 		return h, err
 	}
 	// memcached keeps nothing on disk: a restore writes the dump's items into
-	// the started node (verified first, so a damaged dump loads nothing).
-	if _, err := mcdump.LoadFile(ctx, hostPort(h.Host, h.Port), spec.Seed); err != nil {
+	// the started node in one pass. The dump's checksum is checked as it
+	// streams; a damaged or truncated dump fails the start and the node, with
+	// whatever it had loaded, is stopped, so nothing half-restored is left.
+	if err := loadSeed(ctx, h, spec.Seed); err != nil {
 		_ = stopProcess(context.Background(), h.PID, h.StartTime)
 		return Handle{}, fmt.Errorf("restoring from %s: %w", spec.Seed, err)
 	}
 	return h, nil
+}
+
+func loadSeed(ctx context.Context, h Handle, seed string) error {
+	f, err := os.Open(seed)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = mcdump.Load(ctx, hostPort(h.Host, h.Port), bufio.NewReaderSize(f, 1<<20))
+	return err
 }
 
 // Snapshot writes every item of the node (key, value, flags, remaining TTL)

@@ -108,11 +108,17 @@ func (d *redisDriver) Snapshot(ctx context.Context, h Handle, path string) (int6
 	defer conn.Close()
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	sink := &rdbSink{w: f}
+	// Socket reads arrive in pieces of tens of KiB; writing them through a
+	// 1 MiB buffer makes one write system call per MiB instead of per piece.
+	out := bufio.NewWriterSize(f, snapshotBufSize)
+	sink := &rdbSink{w: out}
 	err = streamRDB(conn, st.Params["requirepass"], st.Params["rename-commands"], sink)
 	conn.Close()
 	if err == nil {
 		err = sink.finish()
+	}
+	if err == nil {
+		err = out.Flush()
 	}
 	if err != nil {
 		if ctx.Err() != nil {

@@ -657,16 +657,20 @@ func slowSnapshotNode(t *testing.T, d Driver, n int) (Spec, Handle, *redis.Clien
 	return spec, h, c
 }
 
-// snapshotInBackground runs Snapshot and waits until its temporary file has data.
+// snapshotInBackground runs Snapshot and waits until the node is streaming
+// the RDB to it (its fork is saving and its temporary file exists; the file
+// fills in 1 MiB writes, so its size says little).
 func snapshotInBackground(t *testing.T, ctx context.Context, d Driver, h Handle, path string) chan error {
 	done := make(chan error, 1)
 	go func() {
 		_, err := d.(Snapshotter).Snapshot(ctx, h, path)
 		done <- err
 	}()
+	c := testClient(t, h, "", 0)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if fi, err := os.Stat(path + ".tmp"); err == nil && fi.Size() > 0 {
+		info, _ := c.Info(context.Background(), "persistence").Result()
+		if _, err := os.Stat(path + ".tmp"); err == nil && strings.Contains(info, "rdb_bgsave_in_progress:1") {
 			return done
 		}
 		select {
