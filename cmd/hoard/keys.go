@@ -29,6 +29,9 @@ func keys(args []string) error {
 		fmt.Print(keysUsage)
 		return nil
 	}
+	if args[0] != "create" && args[0] != "list" {
+		return fmt.Errorf("unknown keys command %q\n\n%s", args[0], keysUsage)
+	}
 	fs := flag.NewFlagSet("keys "+args[0], flag.ExitOnError)
 	fs.Usage = func() { fmt.Fprint(os.Stderr, keysUsage) }
 	dataDir := fs.String("data-dir", defaultDataDir(), "hoard's data directory")
@@ -50,11 +53,12 @@ func keys(args []string) error {
 		if err != nil {
 			return err
 		}
+		// A KmsKeyId may name the key by id, alias, or an ARN of any region.
 		account := os.Getenv("HOARD_ACCOUNT_ID")
 		if account == "" {
 			account = defaultAccountID
 		}
-		fmt.Printf("KeyId: %s\nArn:   %s\n", k.ID, k.ARN("<region>", account))
+		fmt.Printf("KeyId: %s\nArn:   %s\n", k.ID, k.ARN("us-east-1", account))
 		if k.Alias != "" {
 			fmt.Printf("Alias: %s\n", k.Alias)
 		}
@@ -71,7 +75,7 @@ func keys(args []string) error {
 		}
 		return w.Flush()
 	}
-	return fmt.Errorf("unknown keys command %q\n\n%s", args[0], keysUsage)
+	return nil
 }
 
 // serviceKeys adapts the keyring to what the service needs of it.

@@ -31,6 +31,10 @@ func (s *Service) ModifyCacheCluster(ctx context.Context, in *ecapi.ModifyCacheC
 		if cl, err = loadAvailableCluster(tx, c, in.CacheClusterId); err != nil {
 			return err
 		}
+		if cl.ReplicationGroupID != "" && (in.CacheNodeType != "" || in.EngineVersion != "" || in.NumCacheNodes != nil ||
+			in.SnapshotRetentionLimit != nil || in.SnapshotWindow != "" || in.CacheParameterGroupName != "") {
+			return ecapi.InvalidParameterCombinationException.Errorf("Cache cluster %s is a member of replication group %s: change its node type, engine version, parameters and backups with ModifyReplicationGroup.", cl.ID, cl.ReplicationGroupID)
+		}
 		if err := validateWindows(in.PreferredMaintenanceWindow, in.SnapshotWindow, in.SnapshotRetentionLimit, cl.Engine); err != nil {
 			return err
 		}

@@ -538,8 +538,8 @@ func (s *Service) DeleteCacheCluster(ctx context.Context, in *ecapi.DeleteCacheC
 		if cl.Status != statusAvailable && cl.Status != statusFailed {
 			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not in a deletable state (it is %s).", cl.ID, cl.Status)
 		}
-		if cl.Role == rolePrimary {
-			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is the primary of replication group %s: delete the group, or fail over first.", cl.ID, cl.ReplicationGroupID)
+		if err := checkMemberRemoval(tx, c, cl); err != nil {
+			return err
 		}
 		if in.FinalSnapshotIdentifier != "" {
 			if cl.Engine == catalog.Memcached {
@@ -578,6 +578,10 @@ func (s *Service) RebootCacheCluster(ctx context.Context, in *ecapi.RebootCacheC
 		if cl, err = loadAvailableCluster(tx, c, in.CacheClusterId); err != nil {
 			return err
 		}
+		if cl.Role == rolePrimary {
+			// Restarted, it would come back empty and its replicas would copy that.
+			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is the primary of replication group %s: fail over (TestFailover or ModifyReplicationGroup PrimaryClusterId) before rebooting it.", cl.ID, cl.ReplicationGroupID)
+		}
 		for _, id := range in.CacheNodeIdsToReboot {
 			n := cl.node(id)
 			if n == nil {
@@ -594,4 +598,32 @@ func (s *Service) RebootCacheCluster(ctx context.Context, in *ecapi.RebootCacheC
 	}
 	s.poke()
 	return &ecapi.RebootCacheClusterResult{CacheCluster: s.clusterShape(cl, false)}, nil
+}
+
+// checkMemberRemoval refuses to delete a group's primary, or the last replica
+// of a group with automatic failover.
+func checkMemberRemoval(tx *store.Tx, c Caller, cl *cluster) error {
+	switch cl.Role {
+	case rolePrimary:
+		return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is the primary of replication group %s: delete the group, or fail over first.", cl.ID, cl.ReplicationGroupID)
+	case roleReplica:
+		g, err := loadGroupRecord(tx, c, cl.ReplicationGroupID)
+		if err != nil {
+			return err
+		}
+		members, err := groupMembers(tx, g)
+		if err != nil {
+			return err
+		}
+		replicas := 0
+		for _, m := range members {
+			if m.Role == roleReplica && m.Status != statusDeleting {
+				replicas++
+			}
+		}
+		if g.AutomaticFailover && replicas <= 1 {
+			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is the last replica of replication group %s, which has automatic failover: disable it first.", cl.ID, g.ID)
+		}
+	}
+	return nil
 }

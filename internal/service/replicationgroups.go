@@ -314,9 +314,9 @@ func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id stri
 	cl.ID, cl.Status, cl.CreatedAt, cl.ParamStatus, cl.ParamGen = id, statusCreating, s.now(), "", 0
 	cl.ReplicationGroupID, cl.Role, cl.ReplicaOf = g.ID, rolePrimary, ""
 	cl.SnapshotRetentionLimit = 0 // the group takes the backups, not its members
-	cl.HoldForFailover = g.AutomaticFailover
+	cl.HoldForFailover = false    // armed by reconcileGroup once the group is available
 	if primary != nil {
-		cl.Role, cl.ReplicaOf, cl.HoldForFailover = roleReplica, s.nodeAddr(primary.Nodes[0]), false
+		cl.Role, cl.ReplicaOf = roleReplica, s.nodeAddr(primary.Nodes[0])
 	}
 	if err := s.addNodes(tx, cl, 1); err != nil {
 		return nil, err
@@ -365,7 +365,11 @@ func (s *Service) adoptPrimary(ctx context.Context, in *ecapi.CreateReplicationG
 		if err := s.checkNodeQuotas(tx, c, nodes-1); err != nil {
 			return err
 		}
-		primary.ReplicationGroupID, primary.Role, primary.HoldForFailover = id, rolePrimary, failover
+		primary.ReplicationGroupID, primary.Role = id, rolePrimary
+		// Its automated backups become the group's, kept by the group's retention limit.
+		if err := adoptBackups(tx, c, primary.ID, id); err != nil {
+			return err
+		}
 		g.Engine, g.EngineVersion, g.NodeType, g.SnapshotWindow = primary.Engine, primary.EngineVersion, primary.NodeType, primary.SnapshotWindow
 		g.SnapshotRetentionLimit, primary.SnapshotRetentionLimit = primary.SnapshotRetentionLimit, 0
 		if err := tx.Put(tableClusters, primary.key(), primary); err != nil {
@@ -456,8 +460,11 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 			if tx.Has(tableSnapshots, c.scope()+final) {
 				return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", final)
 			}
-			from := snapshottingMember(g, members)
-			if g.RetainPrimary && from == members[0].ID {
+			// From the primary, which stops only after its own final snapshot,
+			// so no replica loses its primary mid-snapshot; with
+			// RetainPrimaryCluster, from a replica of the primary that stays.
+			from := members[0].ID
+			if g.RetainPrimary {
 				if len(members) < 2 {
 					return ecapi.InvalidParameterCombinationException.Errorf("With RetainPrimaryCluster and no replica, snapshot the retained primary instead of FinalSnapshotIdentifier.")
 				}
@@ -585,18 +592,37 @@ func (s *Service) addReplica(ctx context.Context, id string, in *ecapi.CreateCac
 }
 
 // snapshottingMember is the member a group's snapshots are taken from: the one
-// ModifyReplicationGroup named, else a replica (sparing the primary the fork's
-// cost, as ElastiCache does), else the primary.
+// ModifyReplicationGroup named (SnapshottingClusterId), else the primary.
+// ElastiCache prefers a replica to spare the primary the fork; hoard does not,
+// because a redis 7.0 replica asked for an RDB while its own first sync is
+// being acknowledged can stop receiving its primary's stream for good (seen in
+// the tests: link up, offset stuck at 0), and a snapshot of the primary is the
+// group's data by definition.
 func snapshottingMember(g *replicationGroup, members []cluster) string {
-	chosen := ""
 	for _, m := range members {
-		switch {
-		case m.Status == statusDeleting:
-		case m.ID == g.SnapshottingCluster:
+		if m.ID == g.SnapshottingCluster && m.Status != statusDeleting {
 			return m.ID
-		case chosen == "" || m.Role == roleReplica && chosen == members[0].ID:
-			chosen = m.ID
 		}
 	}
-	return chosen
+	if len(members) == 0 {
+		return ""
+	}
+	return members[0].ID
+}
+
+// adoptBackups makes a cluster's automated snapshots the group's.
+func adoptBackups(tx *store.Tx, c Caller, clusterID, groupID string) error {
+	all, err := store.ScanAs[snapshot](tx, tableSnapshots, c.scope())
+	if err != nil {
+		return err
+	}
+	for i := range all {
+		if sn := &all[i]; sn.ClusterID == clusterID && sn.Source == sourceAutomated {
+			sn.ReplicationGroupID = groupID
+			if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

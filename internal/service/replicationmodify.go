@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hoardcache/hoard/internal/apierr"
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/hoardcache/hoard/internal/store"
 )
 
@@ -31,6 +33,11 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 	}
 	if err := validateWindows(in.PreferredMaintenanceWindow, in.SnapshotWindow, in.SnapshotRetentionLimit, catalog.Redis); err != nil {
 		return nil, err
+	}
+	if in.PrimaryClusterId != "" {
+		if err := s.checkSwitchover(ctx, c, in.ReplicationGroupId, in.PrimaryClusterId); err != nil {
+			return nil, err
+		}
 	}
 	var g *replicationGroup
 	switchTo := ""
@@ -87,12 +94,61 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 		return nil, err
 	}
 	if switchTo != "" {
-		if err := s.failover(ctx, g, switchTo, "Primary changed by ModifyReplicationGroup"); err != nil {
+		if err := s.lockedFailover(ctx, g, switchTo, "Primary changed by ModifyReplicationGroup"); err != nil {
 			return nil, err
 		}
 	}
 	s.poke()
 	return &ecapi.ModifyReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil
+}
+
+// checkSwitchover refuses to make primary a member that is not a running,
+// synced replica: promoting one that is empty or still syncing would make the
+// old primary, and then every replica, copy its emptiness.
+func (s *Service) checkSwitchover(ctx context.Context, c Caller, groupID, target string) error {
+	var members []cluster
+	err := s.store.View(func(tx *store.Tx) error {
+		g, err := loadGroupRecord(tx, c, groupID)
+		if err == nil {
+			members, err = groupMembers(tx, g)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(members, func(m cluster) bool { return strings.EqualFold(m.ID, target) })
+	switch {
+	case i < 0:
+		return ecapi.InvalidParameterValueException.Errorf("Cache cluster %s is not a member of replication group %s.", target, groupID)
+	case i == 0:
+		return nil // already the primary
+	case members[i].Status != statusAvailable || len(members[i].Nodes) == 0 || members[i].Nodes[0].Handle == nil:
+		return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s is not available (it is %s); it cannot become the primary.", members[i].ID, members[i].Status)
+	}
+	rep, ok := s.cfg.Drivers[members[i].Engine].(engine.Replicator)
+	if !ok {
+		return fmt.Errorf("the %s engine does not replicate", members[i].Engine)
+	}
+	// The target must have caught up with what the primary had when asked: a
+	// replica whose link is up may still lag, or be stuck.
+	var want int64
+	if p := members[0]; len(p.Nodes) > 0 && p.Nodes[0].Handle != nil {
+		if ps, err := rep.Replication(ctx, *p.Nodes[0].Handle); err == nil {
+			want = ps.Offset
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rs, err := rep.Replication(ctx, *members[i].Nodes[0].Handle)
+		if err == nil && rs.LinkUp && rs.Offset >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return ecapi.InvalidCacheClusterStateFault.Errorf("Cache cluster %s has not caught up with the primary (replication offset %d of %d); it cannot become the primary.", members[i].ID, rs.Offset, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // modifyGroupSettings applies the group-level settings of a modification.

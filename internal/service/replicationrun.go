@@ -61,6 +61,11 @@ func (s *Service) reconcileGroups(ctx context.Context) {
 }
 
 func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error {
+	// One actor at a time repoints a group's nodes: a pass acting on members
+	// read before an API failover would undo it, and two nodes following each
+	// other would both resync to nothing.
+	unlock := s.groupLocks.lock(g.key())
+	defer unlock()
 	var members []cluster
 	err := s.store.View(func(tx *store.Tx) (err error) {
 		members, err = groupMembers(tx, g)
@@ -92,13 +97,23 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 	if primary.Role != rolePrimary {
 		return fmt.Errorf("replication group %s has no primary", g.ID)
 	}
-	if dead := primaryDown(ctx, s.cfg.Drivers[g.Engine], primary); dead && g.AutomaticFailover && g.Status != statusCreating {
-		to := s.bestReplica(ctx, drv, members[1:])
-		if to == "" {
-			// Nothing to promote: let the primary restart (empty) rather than wait forever.
-			return s.releaseHold(g, primary.ID)
+	// A primary is down when it has failed failoverAfter probes in a row: one
+	// slow answer (a long command) is not a death.
+	down := s.primaryMisses.record(g.key(), primaryDown(ctx, s.cfg.Drivers[g.Engine], primary)) >= failoverAfter
+	hold := g.AutomaticFailover && g.Status != statusCreating && len(members) > 1
+	switch {
+	case down && primary.HoldForFailover:
+		s.primaryMisses.record(g.key(), false)
+		if to := s.bestReplica(ctx, drv, members[1:]); to != "" {
+			return s.failover(ctx, g, to, "Automatic failover")
 		}
-		return s.failover(ctx, g, to, "Automatic failover")
+		// Nothing to promote: let the primary restart (empty) rather than wait
+		// forever; the hold is armed again once it runs.
+		return s.setHold(g, primary.ID, false, "Primary %s stopped and no replica can take over; restarting it (its data is lost)")
+	case !down && primary.HoldForFailover != hold:
+		if err := s.setHold(g, primary.ID, hold, ""); err != nil {
+			return err
+		}
 	}
 	s.enforceRoles(ctx, drv, members)
 	if err := s.fronts.serve(g, s.cfg.AdvertiseHost, s.memberAddrs(members), s.log); err != nil {
@@ -134,19 +149,48 @@ func (s *Service) bestReplica(ctx context.Context, drv engine.Replicator, replic
 	return best
 }
 
-// releaseHold lets a dead primary's node restart: there is no replica to take over.
-func (s *Service) releaseHold(g *replicationGroup, primaryID string) error {
+// setHold arms or releases a primary's hold for failover (see
+// cluster.HoldForFailover), with an event when one is given.
+func (s *Service) setHold(g *replicationGroup, primaryID string, hold bool, event string) error {
 	return s.store.Update(func(tx *store.Tx) error {
 		cl, err := loadCluster(tx, g.caller(), primaryID)
-		if err != nil || !cl.HoldForFailover {
+		if err != nil || cl.HoldForFailover == hold || cl.Role != rolePrimary {
 			return err
 		}
-		cl.HoldForFailover = false
+		cl.HoldForFailover = hold
 		if err := tx.Put(tableClusters, cl.key(), cl); err != nil {
 			return err
 		}
-		return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "Primary %s stopped and no replica can take over; restarting it (its data is lost)", primaryID)
+		if event == "" {
+			return nil
+		}
+		return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, event, primaryID)
 	})
+}
+
+// failoverAfter is how many passes in a row a primary must fail its probe
+// before the group fails over.
+const failoverAfter = 3
+
+// missCounter counts consecutive failed probes per group.
+type missCounter struct {
+	mu     sync.Mutex
+	misses map[string]int
+}
+
+// record notes a probe's outcome and returns the failures in a row so far.
+func (m *missCounter) record(key string, failed bool) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !failed {
+		delete(m.misses, key)
+		return 0
+	}
+	if m.misses == nil {
+		m.misses = map[string]int{}
+	}
+	m.misses[key]++
+	return m.misses[key]
 }
 
 // failover promotes the member to, makes every other member (the old primary
@@ -237,7 +281,7 @@ func (s *Service) memberAddrs(members []cluster) (addrs endpointAddrs) {
 		}
 		if m.Role == rolePrimary {
 			addrs.primary = s.nodeAddr(m.Nodes[0])
-		} else {
+		} else if m.Status == statusAvailable { // not a replica still starting
 			addrs.replicas = append(addrs.replicas, s.nodeAddr(m.Nodes[0]))
 		}
 	}
@@ -404,8 +448,37 @@ func (s *Service) TestFailover(ctx context.Context, in *ecapi.TestFailoverMessag
 	if to == "" {
 		return nil, ecapi.TestFailoverNotAvailableFault.Errorf("No replica of replication group %s is running to take over.", g.ID)
 	}
-	if err := s.failover(ctx, g, to, "Test failover"); err != nil {
+	if err := s.lockedFailover(ctx, g, to, "Test failover"); err != nil {
 		return nil, err
 	}
 	return &ecapi.TestFailoverResult{ReplicationGroup: s.describeGroup(g)}, nil
+}
+
+// lockedFailover is failover for API calls: under the group's lock, which the
+// reconciler's pass over the group holds too.
+func (s *Service) lockedFailover(ctx context.Context, g *replicationGroup, to, why string) error {
+	unlock := s.groupLocks.lock(g.key())
+	defer unlock()
+	return s.failover(ctx, g, to, why)
+}
+
+// keyLocks is a mutex per key, made on first use.
+type keyLocks struct {
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+}
+
+func (k *keyLocks) lock(key string) (unlock func()) {
+	k.mu.Lock()
+	if k.locks == nil {
+		k.locks = map[string]*sync.Mutex{}
+	}
+	l := k.locks[key]
+	if l == nil {
+		l = &sync.Mutex{}
+		k.locks[key] = l
+	}
+	k.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }

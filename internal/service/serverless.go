@@ -461,7 +461,7 @@ func (s *Service) DeleteServerlessCache(ctx context.Context, in *ecapi.DeleteSer
 			return err
 		}
 		if cl.Status != statusAvailable && cl.Status != statusFailed {
-			return ecapi.InvalidServerlessCacheStateFault.Errorf("Serverless cache %s cannot be deleted while it is %s.", cl.ID, cl.Status)
+			return ecapi.InvalidServerlessCacheStateFault.Errorf("Serverless cache %s cannot be deleted while it is %s.", cl.ID, describeBusy(cl))
 		}
 		if in.FinalSnapshotName != "" {
 			name := strings.ToLower(in.FinalSnapshotName)
@@ -503,4 +503,12 @@ func (s *Service) serverlessShape(cl *cluster) *ecapi.ServerlessCache {
 		out.ReaderEndpoint = &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: port}
 	}
 	return out
+}
+
+// describeBusy says what a serverless cache is doing, for error messages.
+func describeBusy(cl *cluster) string {
+	if cl.Status == clusterSnapshotting {
+		return "taking a snapshot"
+	}
+	return cl.Status
 }

@@ -239,6 +239,9 @@ func (s *Service) recoverServerlessSnapshots() error {
 	}
 	for i := range orphans {
 		sn := &orphans[i]
+		if !s.orphaned(tableServerlessSnapshots, sn.key(), sn.jobKey()) {
+			continue
+		}
 		_ = os.RemoveAll(s.serverlessSnapshotDir(sn) + ".staging")
 		if err := s.finishServerlessSnapshot(sn, fmt.Errorf("hoard stopped while the snapshot was being taken")); err != nil {
 			return err

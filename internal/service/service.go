@@ -87,6 +87,10 @@ type Service struct {
 	snapshotJobs jobSet
 	// fronts serve the replication groups' endpoints.
 	fronts frontSet
+	// primaryMisses counts each group's failed primary probes in a row.
+	primaryMisses missCounter
+	// groupLocks serialise what repoints a replication group's nodes.
+	groupLocks keyLocks
 }
 
 // New returns a service over an open store. Call Run to start the reconciler.

@@ -179,11 +179,31 @@ func (s *Service) exportFile(ctx context.Context, path, kmsKey, bucket, key stri
 	if s.cfg.Keys == nil {
 		return fmt.Errorf("the snapshot is encrypted with KMS key %s, and this hoard has no keyring", kmsKey)
 	}
-	plain := path + ".export"
-	_ = os.Remove(plain)
+	// The plaintext goes to hoard's scratch area, swept at every start, never
+	// next to the encrypted file.
+	plain, err := s.scratchPath("export")
+	if err != nil {
+		return err
+	}
 	if _, err := s.cfg.Keys.DecryptFile(path, plain); err != nil {
 		return fmt.Errorf("decrypting the snapshot: %w", err)
 	}
 	defer os.Remove(plain)
 	return s.cfg.Buckets.Export(ctx, plain, bucket, key)
+}
+
+// scratchPath names a new file in <data-dir>/tmp, the scratch area that
+// SweepOrphanFiles empties at start-up.
+func (s *Service) scratchPath(prefix string) (string, error) {
+	dir := filepath.Join(s.cfg.DataDir, "tmp")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, prefix+"-*")
+	if err != nil {
+		return "", err
+	}
+	name := f.Name()
+	f.Close()
+	return name, os.Remove(name) // DecryptFile creates it anew
 }

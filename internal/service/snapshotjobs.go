@@ -19,30 +19,49 @@ import (
 
 // jobSet tracks the snapshot jobs running in this process. A creating snapshot
 // with no job here was interrupted by a crash: the reconciler marks it failed.
+// Jobs are counted, not just marked: a request that registers a name and is
+// then refused (the name is taken) must not unregister the job that holds it.
 type jobSet struct {
 	mu      sync.Mutex
-	running map[string]bool
+	running map[string]int
 }
 
 func (j *jobSet) begin(key string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.running == nil {
-		j.running = map[string]bool{}
+		j.running = map[string]int{}
 	}
-	j.running[key] = true
+	j.running[key]++
 }
 
 func (j *jobSet) end(key string) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	delete(j.running, key)
+	if j.running[key]--; j.running[key] <= 0 {
+		delete(j.running, key)
+	}
 }
 
 func (j *jobSet) isRunning(key string) bool {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	return j.running[key]
+	return j.running[key] > 0
+}
+
+// orphaned reports whether a snapshot record is creating with no job running
+// for it. The job is checked first and the record read after: a job records
+// its outcome before it ends, so a job that has just ended is not mistaken
+// for one a crash interrupted.
+func (s *Service) orphaned(table, key, jobKey string) bool {
+	if s.snapshotJobs.isRunning(jobKey) {
+		return false
+	}
+	var status struct {
+		Status string `json:"status"`
+	}
+	err := s.store.View(func(tx *store.Tx) error { return tx.Get(table, key, &status) })
+	return err == nil && status.Status == snapshotCreating
 }
 
 // takeSnapshot captures every node of a snapshot's cluster and records the outcome.
@@ -214,6 +233,9 @@ func (s *Service) recoverSnapshots() error {
 	}
 	for i := range orphans {
 		sn := &orphans[i]
+		if !s.orphaned(tableSnapshots, sn.key(), sn.key()) {
+			continue
+		}
 		_ = os.RemoveAll(s.snapshotDir(sn) + ".staging")
 		if err := s.finishSnapshot(sn, fmt.Errorf("hoard stopped while the snapshot was being taken")); err != nil {
 			return err
@@ -308,6 +330,7 @@ func (s *Service) SweepOrphanFiles() error {
 			}
 		}
 	}
+	_ = os.RemoveAll(filepath.Join(s.cfg.DataDir, "tmp")) // scratch files (decrypted exports)
 	for _, area := range []string{"snapshots", "serverless-snapshots", "seeds"} {
 		// <data-dir>/<area>/<account>/<region>/<entry>
 		entries, _ := filepath.Glob(filepath.Join(s.cfg.DataDir, area, "*", "*", "*"))
