@@ -5,11 +5,14 @@
 //	go run ./bench [-scenario describe|describe-pages|modify|all] [-workers 8] [-duration 10s] [-bin path]
 //	go run ./bench -scenario clusters [-samples 20] [-clusters 200] [-workers 8]
 //	go run ./bench -scenario snapshots [-dataset-mb 1024] [-reps 3]
+//	go run ./bench -scenario serverless [-dataset-mb 1024] [-reps 3] [-samples 10] [-mc-value-kb 100]
 //
 // The clusters scenario (clusters.go) is opt-in: it starts hundreds of real engine
 // processes, so "all" does not include it. So is the snapshots scenario
 // (snapshots.go): it writes a large dataset and compares each snapshot operation
 // with the plain tool doing the same work (redis-cli, cp, aws, redis-server).
+// The serverless scenario (serverless.go) does the same for serverless caches,
+// redis and memcached, after timing create -> available.
 package main
 
 import (
@@ -49,7 +52,7 @@ const (
 )
 
 var (
-	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters or snapshots")
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters, snapshots or serverless")
 	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
 	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
 	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
@@ -157,7 +160,8 @@ func run() error {
 	}
 	clusters := *scenarioFlag == "clusters"
 	snapshots := *scenarioFlag == "snapshots"
-	if (len(todo) == 0 && !clusters && !snapshots) || *workers < 1 {
+	serverless := *scenarioFlag == "serverless"
+	if (len(todo) == 0 && !clusters && !snapshots && !serverless) || *workers < 1 {
 		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
 	}
 	if clusters && (*samples < 1 || *scaleN < 2 || *scaleN > 1000) {
@@ -165,6 +169,9 @@ func run() error {
 	}
 	if snapshots && (*datasetMB < 1 || *snapReps < 1) {
 		return fmt.Errorf("-dataset-mb and -reps must be at least 1")
+	}
+	if serverless && (*datasetMB < 1 || *snapReps < 1 || *samples < 1 || *mcValueKB < 1 || *mcValueKB > 1000) {
+		return fmt.Errorf("-dataset-mb, -reps and -samples must be at least 1, -mc-value-kb 1 to 1000 (memcached's items are at most 1 MiB)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -187,6 +194,13 @@ func run() error {
 		// Its own hoard (two in turn) and moto_server: see snapshots.go.
 		if err := runSnapshots(ctx, bin, tmp); err != nil {
 			return fmt.Errorf("snapshots: %w", err)
+		}
+		return nil
+	}
+	if serverless {
+		// Its own hoard, serverless caches and baseline engines: see serverless.go.
+		if err := runServerless(ctx, bin, tmp); err != nil {
+			return fmt.Errorf("serverless: %w", err)
 		}
 		return nil
 	}

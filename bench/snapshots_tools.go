@@ -1,7 +1,7 @@
 package main
 
-// What the snapshots scenario needs besides hoard: moto_server, the baseline
-// tools, a minimal RESP client, and the dataset writer.
+// What the snapshots scenario needs besides hoard: the S3 servers (moto_server,
+// versitygw), the baseline tools, a minimal RESP client, and the dataset writer.
 
 import (
 	"bufio"
@@ -31,9 +31,9 @@ const (
 	redisCLI = "/usr/bin/redis-cli"
 	awsCLI   = "/root/.pyenv/shims/aws"
 
-	// Keys toward moto_server, for hoard (HOARD_S3_*), the S3 client and aws.
-	motoKey    = "AKIDHOARDBENCHS3"
-	motoSecret = "hoard-bench-s3-secret"
+	// Keys toward the S3 server, for hoard (HOARD_S3_*), the S3 client and aws.
+	s3Key    = "AKIDHOARDBENCHS3"
+	s3Secret = "hoard-bench-s3-secret"
 
 	minValue = 1 << 10  // bytes in the smallest value
 	maxValue = 10 << 10 // and in the largest
@@ -66,7 +66,7 @@ func runTool(ctx context.Context, env []string, name string, args ...string) (wa
 	return wall, cpu, nil
 }
 
-// awsEnv is our environment without any AWS_ settings, plus the moto keys and
+// awsEnv is our environment without any AWS_ settings, plus the S3 keys and
 // no config or credentials files, so that nothing in ~/.aws changes the upload.
 func awsEnv(tmp string) []string {
 	var env []string
@@ -76,7 +76,7 @@ func awsEnv(tmp string) []string {
 		}
 	}
 	none := filepath.Join(tmp, "no-aws-config")
-	return append(env, "AWS_ACCESS_KEY_ID="+motoKey, "AWS_SECRET_ACCESS_KEY="+motoSecret, "AWS_DEFAULT_REGION="+region,
+	return append(env, "AWS_ACCESS_KEY_ID="+s3Key, "AWS_SECRET_ACCESS_KEY="+s3Secret, "AWS_DEFAULT_REGION="+region,
 		"AWS_CONFIG_FILE="+none, "AWS_SHARED_CREDENTIALS_FILE="+none, "AWS_EC2_METADATA_DISABLED=true")
 }
 
@@ -85,48 +85,119 @@ func newS3Client(endpoint string) *s3.Client {
 		Region:       region,
 		BaseEndpoint: aws.String(endpoint),
 		UsePathStyle: true,
-		Credentials:  credentials.NewStaticCredentialsProvider(motoKey, motoSecret, ""),
+		Credentials:  credentials.NewStaticCredentialsProvider(s3Key, s3Secret, ""),
 		HTTPClient:   &http.Client{Timeout: time.Minute},
 		Retryer:      aws.NopRetryer{},
 	})
 }
 
-// motoServer is a moto_server we started, in its own process group.
-type motoServer struct {
+// s3Server is an S3 server we started (moto_server or versitygw), in its own
+// process group, on a free loopback port.
+type s3Server struct {
+	kind     string // "moto" or "versitygw"
 	cmd      *exec.Cmd
 	endpoint string
+	client   *s3.Client
 	exited   chan struct{}
 }
 
-// startMoto starts moto_server on a free loopback port, as internal/blob's tests
-// do, and waits until it answers. Its log is tmp/moto.log.
-func startMoto(ctx context.Context, tmp string) (*motoServer, error) {
-	bin, err := lookTool("moto_server")
-	if err != nil {
-		return nil, fmt.Errorf("%w (pip install 'moto[server]')", err)
+// The S3 servers the snapshots scenario can export to (-s3).
+var s3Kinds = []string{"moto", "versitygw"}
+
+// versitygwInstall is how to get the versitygw the scenario was measured with.
+const versitygwInstall = "go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
+
+// findVersitygw looks for versitygw on PATH, then where go install puts it.
+func findVersitygw() (string, error) {
+	if p, err := exec.LookPath("versitygw"); err == nil {
+		return p, nil
 	}
+	var dirs []string
+	if d := os.Getenv("GOBIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if d := os.Getenv("GOPATH"); d != "" {
+		dirs = append(dirs, filepath.Join(filepath.SplitList(d)[0], "bin"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		dirs = append(dirs, filepath.Join(home, "go", "bin"))
+	}
+	for _, d := range dirs {
+		p := filepath.Join(d, "versitygw")
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("-s3 versitygw: versitygw is not on PATH nor in $GOBIN, $GOPATH/bin or ~/go/bin "+
+		"(install it with `%s`, or leave it out of -s3)", versitygwInstall)
+}
+
+// s3Bin finds the program of the S3 server kind.
+func s3Bin(kind string) (string, error) {
+	switch kind {
+	case "moto":
+		bin, err := lookTool("moto_server")
+		if err != nil {
+			return "", fmt.Errorf("%w (pip install 'moto[server]')", err)
+		}
+		return bin, nil
+	case "versitygw":
+		return findVersitygw()
+	}
+	return "", fmt.Errorf("unknown S3 server %q (want one of %s)", kind, strings.Join(s3Kinds, ", "))
+}
+
+// s3Command is the command line that serves kind on 127.0.0.1:port, with its data
+// (versitygw's buckets) under tmp.
+func s3Command(kind, tmp string, port int) (*exec.Cmd, error) {
+	bin, err := s3Bin(kind)
+	if err != nil {
+		return nil, err
+	}
+	if kind == "moto" {
+		return exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port)), nil
+	}
+	root := filepath.Join(tmp, "versitygw")
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return nil, err
+	}
+	// The posix backend: each bucket a directory under root, each object a
+	// file. --keep-alive because every S3 client here (hoard, aws) reuses
+	// connections, as real S3 lets them; --quiet drops the per-request log line.
+	return exec.Command(bin, "--access", s3Key, "--secret", s3Secret, "--region", region,
+		"--port", "127.0.0.1:"+strconv.Itoa(port), "--keep-alive", "--quiet", "posix", root), nil
+}
+
+// startS3 starts the S3 server kind on a free loopback port, as internal/blob's
+// tests start moto, and waits until it answers HTTP. Its log is tmp/<kind>.log.
+func startS3(ctx context.Context, kind, tmp string) (*s3Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(tmp, "moto.log"))
+	cmd, err := s3Command(kind, tmp, port)
+	if err != nil {
+		return nil, err
+	}
+	logf, err := os.Create(filepath.Join(tmp, kind+".log"))
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, whose id is its PID: stop signals the group, which
-	// holds the server and the pyenv shim that started it.
+	// holds the server and any wrapper that started it (moto's pyenv shim).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start moto_server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", kind, err)
 	}
-	m := &motoServer{cmd: cmd, endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), exited: make(chan struct{})}
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	m := &s3Server{kind: kind, cmd: cmd, endpoint: endpoint, client: newS3Client(endpoint), exited: make(chan struct{})}
 	go func() { _ = cmd.Wait(); close(m.exited) }()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		resp, err := http.Get(m.endpoint + "/moto-api/")
+		// Any HTTP answer will do: versitygw refuses the anonymous request (403).
+		resp, err := http.Get(m.endpoint + "/")
 		if err == nil {
 			resp.Body.Close()
 			return m, nil
@@ -135,17 +206,18 @@ func startMoto(ctx context.Context, tmp string) (*motoServer, error) {
 		case <-ctx.Done():
 			return m, ctx.Err()
 		case <-m.exited:
-			return m, fmt.Errorf("moto_server exited before answering (log: %s)", logf.Name())
+			return m, fmt.Errorf("%s exited before answering (log: %s)", kind, logf.Name())
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return m, fmt.Errorf("moto_server did not answer on %s within 60s (log: %s)", m.endpoint, logf.Name())
+			return m, fmt.Errorf("%s did not answer on %s within 60s (log: %s)", kind, m.endpoint, logf.Name())
 		}
 	}
 }
 
-// stop sends SIGTERM to moto's process group (its PID) and waits; SIGKILL after 10s.
-func (m *motoServer) stop() {
+// stop sends SIGTERM to the server's process group (its PID) and waits; SIGKILL
+// after 10s.
+func (m *s3Server) stop() {
 	pid := m.cmd.Process.Pid
 	_ = syscall.Kill(-pid, syscall.SIGTERM)
 	select {

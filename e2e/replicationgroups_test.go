@@ -74,12 +74,13 @@ func TestReplicationGroupReplicatesAndFailsOver(t *testing.T) {
 	c := h.client("us-east-1")
 	out, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("Web"),
 		ReplicationGroupDescription: aws.String("sessions"), Engine: aws.String("redis"), CacheNodeType: aws.String("cache.t3.micro"),
-		NumCacheClusters: aws.Int32(3), AutomaticFailoverEnabled: aws.Bool(true), MultiAZEnabled: aws.Bool(true),
+		NumCacheClusters: aws.Int32(3), AutomaticFailoverEnabled: aws.Bool(true), MultiAZEnabled: aws.Bool(true), AtRestEncryptionEnabled: aws.Bool(true),
 		Tags: []types.Tag{{Key: aws.String("app"), Value: aws.String("web")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := aws.ToString(out.ReplicationGroup.Status); s != "creating" || aws.ToString(out.ReplicationGroup.ReplicationGroupId) != "web" {
+	if s := aws.ToString(out.ReplicationGroup.Status); s != "creating" || aws.ToString(out.ReplicationGroup.ReplicationGroupId) != "web" ||
+		!aws.ToBool(out.ReplicationGroup.AtRestEncryptionEnabled) {
 		t.Fatalf("new group: %+v", out.ReplicationGroup)
 	}
 	g := waitGroup(t, c, "web")

@@ -87,7 +87,7 @@ func (s *Service) startGroupSnapshot(ctx context.Context, g *replicationGroup, d
 			return err
 		}
 		sn = newSnapshot(cl, name, sourceAutomated, now)
-		sn.ReplicationGroupDesc, sn.AutomaticFailover = fresh.Description, fresh.AutomaticFailover
+		sn.ReplicationGroupDesc, sn.AutomaticFailover, sn.KmsKeyID = fresh.Description, fresh.AutomaticFailover, fresh.KmsKeyID
 		return s.beginSnapshot(tx, cl, sn)
 	})
 	if err != nil {

@@ -49,6 +49,10 @@ type replicationGroup struct {
 	ReaderPort             int       `json:"readerPort"`
 	CreatedAt              time.Time `json:"createdAt"`
 	NextMember             int       `json:"nextMember"`
+	// AtRest and KmsKeyID: the group's data at rest — its snapshots, since its
+	// nodes keep nothing on disk — is encrypted, under KmsKeyID when given.
+	AtRest   bool   `json:"atRest,omitempty"`
+	KmsKeyID string `json:"kmsKeyId,omitempty"`
 	// SnapshottingCluster is the member snapshots are taken from ("" picks a replica).
 	SnapshottingCluster string `json:"snapshottingCluster,omitempty"`
 	// LastAutoSnapshot is the day (yyyy-mm-dd) of the last automated snapshot.
@@ -193,7 +197,8 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 		SnapshotWindow: in.SnapshotWindow, SnapshotRetentionLimit: in.SnapshotRetentionLimit,
 	}
 	g := &replicationGroup{Account: c.Account, Region: c.Region, ID: id, Description: in.ReplicationGroupDescription, Status: statusCreating,
-		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now()}
+		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now(), KmsKeyID: in.KmsKeyId,
+		AtRest: in.AtRestEncryptionEnabled != nil && *in.AtRestEncryptionEnabled || in.KmsKeyId != ""}
 	if in.SnapshotRetentionLimit != nil {
 		g.SnapshotRetentionLimit = *in.SnapshotRetentionLimit
 	}
@@ -347,7 +352,8 @@ func (s *Service) allocateGroupPorts(tx *store.Tx, g *replicationGroup) error {
 func (s *Service) adoptPrimary(ctx context.Context, in *ecapi.CreateReplicationGroupMessage, id string, nodes int, failover, multiAZ bool) (*ecapi.CreateReplicationGroupResult, error) {
 	c := CallerOf(ctx)
 	g := &replicationGroup{Account: c.Account, Region: c.Region, ID: id, Description: in.ReplicationGroupDescription, Status: statusCreating,
-		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now()}
+		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now(), KmsKeyID: in.KmsKeyId,
+		AtRest: in.AtRestEncryptionEnabled != nil && *in.AtRestEncryptionEnabled || in.KmsKeyId != ""}
 	err := s.store.Update(func(tx *store.Tx) error {
 		if tx.Has(tableGroups, c.scope()+id) {
 			return ecapi.ReplicationGroupAlreadyExistsFault.Errorf("Replication group %s already exists.", id)
@@ -512,12 +518,12 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 		}
 		return "disabled"
 	}
-	retention, clusterEnabled := g.SnapshotRetentionLimit, false
+	retention, clusterEnabled, atRest := g.SnapshotRetentionLimit, false, g.AtRest
 	out := &ecapi.ReplicationGroup{
 		ReplicationGroupId: g.ID, Description: g.Description, Status: g.Status, PendingModifiedValues: &ecapi.ReplicationGroupPendingModifiedValues{},
 		MemberClusters: []string{}, AutomaticFailover: enabled(g.AutomaticFailover), MultiAZ: enabled(g.MultiAZ),
 		SnapshotRetentionLimit: &retention, SnapshotWindow: g.SnapshotWindow, ClusterEnabled: &clusterEnabled, CacheNodeType: g.NodeType,
-		AuthTokenEnabled: new(bool), TransitEncryptionEnabled: new(bool), AtRestEncryptionEnabled: new(bool), ARN: g.arn(),
+		AuthTokenEnabled: new(bool), TransitEncryptionEnabled: new(bool), AtRestEncryptionEnabled: &atRest, KmsKeyId: g.KmsKeyID, ARN: g.arn(),
 		ReplicationGroupCreateTime: g.CreatedAt, DataTiering: "disabled", AutoMinorVersionUpgrade: true, NetworkType: "ipv4",
 		IpDiscovery: "ipv4", ClusterMode: "disabled", Engine: g.Engine,
 	}

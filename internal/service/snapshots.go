@@ -168,6 +168,9 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 		sn.KmsKeyID = in.KmsKeyId
 		if group != nil {
 			sn.ReplicationGroupDesc, sn.AutomaticFailover = group.Description, group.AutomaticFailover
+			if sn.KmsKeyID == "" {
+				sn.KmsKeyID = group.KmsKeyID // the group's data at rest is encrypted with its key
+			}
 		}
 		if err := s.beginSnapshot(tx, cl, sn); err != nil {
 			return err
