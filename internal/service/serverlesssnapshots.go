@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -243,7 +242,7 @@ func (s *Service) recoverServerlessSnapshots() error {
 			continue
 		}
 		_ = os.RemoveAll(s.serverlessSnapshotDir(sn) + ".staging")
-		if err := s.finishServerlessSnapshot(sn, fmt.Errorf("hoard stopped while the snapshot was being taken")); err != nil {
+		if err := s.finishServerlessSnapshot(sn, errInterrupted); err != nil {
 			return err
 		}
 	}
@@ -257,8 +256,12 @@ func (s *Service) takeFinalServerlessSnapshot(ctx context.Context, cl *cluster) 
 	defer s.snapshotJobs.end(sn.jobKey())
 	taken := false
 	err := s.store.Update(func(tx *store.Tx) error {
-		if taken = tx.Has(tableServerlessSnapshots, sn.key()); taken {
-			return nil
+		var existing serverlessSnapshot
+		if tx.Get(tableServerlessSnapshots, sn.key(), &existing) == nil {
+			// As takeFinalSnapshot: retaken only when a crash cut it short.
+			if taken = existing.Failure != errInterrupted.Error(); taken {
+				return nil
+			}
 		}
 		return tx.Put(tableServerlessSnapshots, sn.key(), sn)
 	})

@@ -237,7 +237,7 @@ func (s *Service) recoverSnapshots() error {
 			continue
 		}
 		_ = os.RemoveAll(s.snapshotDir(sn) + ".staging")
-		if err := s.finishSnapshot(sn, fmt.Errorf("hoard stopped while the snapshot was being taken")); err != nil {
+		if err := s.finishSnapshot(sn, errInterrupted); err != nil {
 			return err
 		}
 	}
@@ -284,8 +284,13 @@ func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
 	defer s.snapshotJobs.end(sn.key())
 	taken := false
 	err := s.store.Update(func(tx *store.Tx) error {
-		if taken = tx.Has(tableSnapshots, sn.key()); taken {
-			return nil
+		var existing snapshot
+		if tx.Get(tableSnapshots, sn.key(), &existing) == nil {
+			// Taken already, unless a crash of hoard cut it short: the nodes
+			// still run (they stop after it), so it is taken again.
+			if taken = existing.Failure != errInterrupted.Error(); taken {
+				return nil
+			}
 		}
 		return tx.Put(tableSnapshots, sn.key(), sn)
 	})
@@ -294,6 +299,9 @@ func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
 	}
 	return s.finishSnapshot(sn, s.captureNodes(ctx, sn))
 }
+
+// errInterrupted is the failure of a snapshot a crash of hoard cut short.
+var errInterrupted = errors.New("hoard stopped while the snapshot was being taken")
 
 // SweepOrphanFiles removes snapshot and seed files that no record refers to: what
 // a crash left between writing files and recording them (an interrupted copy's
