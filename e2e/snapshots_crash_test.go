@@ -270,13 +270,29 @@ func TestSnapshotCopyCrashKill9LeavesNoFiles(t *testing.T) {
 	h.restart()
 	c = h.client("us-east-1")
 
-	_, err := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{SnapshotName: aws.String("copy-1")})
-	if err == nil {
-		// The copy was recorded: it is whole, and restores.
+	// The copy reserves its name with a creating record: after the crash it is
+	// either whole (available, and restores) or failed with no files left.
+	status := ""
+	var err error
+	eventually(t, 10*time.Second, func() string {
+		out, derr := c.DescribeSnapshots(ctx(t), &elasticache.DescribeSnapshotsInput{SnapshotName: aws.String("copy-1")})
+		if err = derr; derr != nil {
+			wantAPIError(t, derr, "SnapshotNotFoundFault", 404)
+			return ""
+		}
+		if status = aws.ToString(out.Snapshots[0].SnapshotStatus); status == "creating" {
+			return "the interrupted copy is still creating"
+		}
+		return ""
+	})
+	switch {
+	case err == nil && status == "available":
 		restored := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("restored"), SnapshotName: aws.String("copy-1")})
 		checkLarge(t, redisClient(t, restored.CacheNodes[0]), keys)
-	} else {
-		wantAPIError(t, err, "SnapshotNotFoundFault", 404)
+	case err == nil && status != "failed":
+		t.Fatalf("after the crash the copy is %q", status)
+	case err == nil:
+		err = fmt.Errorf("the copy failed") // its files must be gone, as below
 	}
 	// Give the restarted hoard's reconciler a few passes to clean up.
 	eventually(t, 5*time.Second, func() string {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -47,21 +48,35 @@ func (s *Service) CopyServerlessCacheSnapshot(ctx context.Context, in *ecapi.Cop
 		copied.KmsKeyID = in.KmsKeyId
 	}
 	copied.Nodes = append([]nodeSnapshot(nil), src.Nodes...)
-	if err := s.copyServerlessFiles(src, &copied); err != nil {
-		return nil, err
-	}
+	// The name is reserved first (a creating record, with its job registered so
+	// recovery leaves it alone): two requests for one name must not share the
+	// staging directory, nor one remove the other's files.
+	copied.Status = snapshotCreating
+	s.snapshotJobs.begin(copied.jobKey())
+	defer s.snapshotJobs.end(copied.jobKey())
 	err = s.store.Update(func(tx *store.Tx) error {
 		if tx.Has(tableServerlessSnapshots, copied.key()) {
 			return ecapi.ServerlessCacheSnapshotAlreadyExistsFault.Errorf("Serverless cache snapshot %s already exists.", target)
 		}
+		return tx.Put(tableServerlessSnapshots, copied.key(), &copied)
+	})
+	if err != nil {
+		return nil, err
+	}
+	copyErr := s.copyServerlessFiles(src, &copied)
+	err = s.store.Update(func(tx *store.Tx) error {
+		if copyErr != nil {
+			return tx.Delete(tableServerlessSnapshots, copied.key())
+		}
+		copied.Status = snapshotAvailable
 		if err := tx.Put(tableServerlessSnapshots, copied.key(), &copied); err != nil {
 			return err
 		}
 		return putTags(tx, copied.arn(), in.Tags)
 	})
-	if err != nil {
+	if copyErr != nil || err != nil {
 		_ = os.RemoveAll(s.serverlessSnapshotDir(&copied))
-		return nil, err
+		return nil, cmp.Or(copyErr, err)
 	}
 	return &ecapi.CopyServerlessCacheSnapshotResponse{ServerlessCacheSnapshot: serverlessSnapshotShape(&copied)}, nil
 }

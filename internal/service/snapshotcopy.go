@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -60,21 +61,33 @@ func (s *Service) CopySnapshot(ctx context.Context, in *ecapi.CopySnapshotMessag
 		copied.KmsKeyID = in.KmsKeyId
 	}
 	copied.Nodes = append([]nodeSnapshot(nil), src.Nodes...)
-	if err := s.copySnapshotFiles(src, &copied); err != nil {
-		return nil, err
-	}
+	// The name is reserved first, as CopyServerlessCacheSnapshot does.
+	copied.Status = snapshotCreating
+	s.snapshotJobs.begin(copied.key())
+	defer s.snapshotJobs.end(copied.key())
 	err = s.store.Update(func(tx *store.Tx) error {
 		if tx.Has(tableSnapshots, copied.key()) {
 			return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", target)
 		}
+		return tx.Put(tableSnapshots, copied.key(), &copied)
+	})
+	if err != nil {
+		return nil, err
+	}
+	copyErr := s.copySnapshotFiles(src, &copied)
+	err = s.store.Update(func(tx *store.Tx) error {
+		if copyErr != nil {
+			return tx.Delete(tableSnapshots, copied.key())
+		}
+		copied.Status = snapshotAvailable
 		if err := tx.Put(tableSnapshots, copied.key(), &copied); err != nil {
 			return err
 		}
 		return putTags(tx, c.arn("snapshot", target), in.Tags)
 	})
-	if err != nil {
+	if copyErr != nil || err != nil {
 		_ = os.RemoveAll(s.snapshotDir(&copied))
-		return nil, err
+		return nil, cmp.Or(copyErr, err)
 	}
 	return &ecapi.CopySnapshotResult{Snapshot: s.snapshotShape(&copied)}, nil
 }
