@@ -355,8 +355,8 @@ func (s *Service) finishDelete(ctx context.Context, drv engine.Driver, cl *clust
 		if cl.Serverless != nil {
 			final = s.takeFinalServerlessSnapshot
 		}
-		if err := final(ctx, cl); err != nil {
-			return err
+		if done, err := final(ctx, cl); err != nil || !done {
+			return err // the nodes stop once the final snapshot is done
 		}
 	}
 	for _, n := range cl.Nodes {

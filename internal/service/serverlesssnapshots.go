@@ -249,26 +249,12 @@ func (s *Service) recoverServerlessSnapshots() error {
 	return nil
 }
 
-// takeFinalServerlessSnapshot takes a deleting cache's final snapshot, once.
-func (s *Service) takeFinalServerlessSnapshot(ctx context.Context, cl *cluster) error {
+// takeFinalServerlessSnapshot is takeFinalSnapshot for a deleting serverless cache.
+func (s *Service) takeFinalServerlessSnapshot(ctx context.Context, cl *cluster) (bool, error) {
 	sn := newServerlessSnapshot(cl, cl.FinalSnapshot, snapshotTypeManual, cl.Serverless.KmsKeyID, s.now())
-	s.snapshotJobs.begin(sn.jobKey())
-	defer s.snapshotJobs.end(sn.jobKey())
-	taken := false
-	err := s.store.Update(func(tx *store.Tx) error {
-		var existing serverlessSnapshot
-		if tx.Get(tableServerlessSnapshots, sn.key(), &existing) == nil {
-			// As takeFinalSnapshot: retaken only when a crash cut it short.
-			if taken = existing.Failure != errInterrupted.Error(); taken {
-				return nil
-			}
-		}
-		return tx.Put(tableServerlessSnapshots, sn.key(), sn)
+	return s.finalSnapshotJob(tableServerlessSnapshots, sn.key(), sn.jobKey(), sn, func() {
+		s.takeServerlessSnapshot(context.WithoutCancel(ctx), sn)
 	})
-	if err != nil || taken {
-		return err
-	}
-	return s.finishServerlessSnapshot(sn, s.capture(ctx, cl, sn.Nodes, s.serverlessSnapshotDir(sn), sn.KmsKeyID))
 }
 
 // DescribeServerlessCacheSnapshots lists snapshots, filtered by cache, name and type.

@@ -276,28 +276,47 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// takeFinalSnapshot takes a deleting cluster's final snapshot, once: a failed one
-// is recorded as failed (with an event) and the deletion goes on.
-func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) error {
+// takeFinalSnapshot starts a deleting cluster's final snapshot as a job, once,
+// and reports whether it is done (available, or failed: the deletion then goes
+// on, with an event saying why). The reconciler's pass is not held up while it
+// is taken; the nodes stop in a later pass, once it is done.
+func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) (bool, error) {
 	sn := newSnapshot(cl, cl.FinalSnapshot, sourceManual, s.now())
-	s.snapshotJobs.begin(sn.key())
-	defer s.snapshotJobs.end(sn.key())
-	taken := false
+	return s.finalSnapshotJob(tableSnapshots, sn.key(), sn.key(), sn, func() {
+		s.takeSnapshot(context.WithoutCancel(ctx), sn)
+	})
+}
+
+// finalSnapshotJob records a final snapshot and starts take (which ends the
+// job) unless one is recorded already. A record that is creating is being
+// taken (or, after a crash, is about to be marked failed by recovery); one that
+// a crash cut short is taken again, since the nodes still run.
+func (s *Service) finalSnapshotJob(table, key, jobKey string, record any, take func()) (bool, error) {
+	var existing struct {
+		Status  string `json:"status"`
+		Failure string `json:"failure"`
+	}
+	done, started := false, false
+	s.snapshotJobs.begin(jobKey)
 	err := s.store.Update(func(tx *store.Tx) error {
-		var existing snapshot
-		if tx.Get(tableSnapshots, sn.key(), &existing) == nil {
-			// Taken already, unless a crash of hoard cut it short: the nodes
-			// still run (they stop after it), so it is taken again.
-			if taken = existing.Failure != errInterrupted.Error(); taken {
+		if tx.Get(table, key, &existing) == nil {
+			switch {
+			case existing.Status == snapshotCreating:
+				return nil
+			case existing.Failure != errInterrupted.Error():
+				done = true
 				return nil
 			}
 		}
-		return tx.Put(tableSnapshots, sn.key(), sn)
+		started = true
+		return tx.Put(table, key, record)
 	})
-	if err != nil || taken {
-		return err
+	if err != nil || !started {
+		s.snapshotJobs.end(jobKey)
+		return done, err
 	}
-	return s.finishSnapshot(sn, s.captureNodes(ctx, sn))
+	go take()
+	return false, nil
 }
 
 // errInterrupted is the failure of a snapshot a crash of hoard cut short.
