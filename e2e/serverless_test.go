@@ -320,6 +320,14 @@ func TestServerlessErrors(t *testing.T) {
 	wantAPIError(t, create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("one"), Engine: aws.String("redis")}), "ServerlessCacheAlreadyExistsFault", 400)
 	wantAPIError(t, create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("three"), Engine: aws.String("redis")}), "ServerlessCacheQuotaForCustomerExceededFault", 400)
 	wantAPIError(t, create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("x"), Engine: aws.String("mysql")}), "InvalidParameterValue", 400)
+	// valkey runs where valkey-server is installed; elsewhere the error names what is missing.
+	if _, err := exec.LookPath("valkey-server"); err != nil {
+		err := create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("vk"), Engine: aws.String("valkey")})
+		wantAPIError(t, err, "InvalidParameterValue", 400)
+		if !strings.Contains(err.Error(), "valkey-server") {
+			t.Errorf("the error does not name valkey-server: %v", err)
+		}
+	}
 	wantAPIError(t, create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("x"), Engine: aws.String("redis"), MajorEngineVersion: aws.String("6")}), "InvalidParameterValue", 400)
 	wantAPIError(t, create(&elasticache.CreateServerlessCacheInput{ServerlessCacheName: aws.String("x"), Engine: aws.String("redis"),
 		CacheUsageLimits: &types.CacheUsageLimits{DataStorage: &types.DataStorage{Maximum: aws.Int32(1), Minimum: aws.Int32(2), Unit: types.DataStorageUnitGb}}}), "InvalidParameterCombination", 400)
