@@ -6,13 +6,16 @@
 //	go run ./bench -scenario clusters [-samples 20] [-clusters 200] [-workers 8]
 //	go run ./bench -scenario snapshots [-dataset-mb 1024] [-reps 3]
 //	go run ./bench -scenario serverless [-dataset-mb 1024] [-reps 3] [-samples 10] [-mc-value-kb 100]
+//	go run ./bench -scenario replication [-reps 3]
 //
 // The clusters scenario (clusters.go) is opt-in: it starts hundreds of real engine
 // processes, so "all" does not include it. So is the snapshots scenario
 // (snapshots.go): it writes a large dataset and compares each snapshot operation
 // with the plain tool doing the same work (redis-cli, cp, aws, redis-server).
 // The serverless scenario (serverless.go) does the same for serverless caches,
-// redis and memcached, after timing create -> available.
+// redis and memcached, after timing create -> available. The replication
+// scenario (replication.go) times a replication group's create, a kill -9
+// failover and the PrimaryEndpoint front against the node's own port.
 package main
 
 import (
@@ -52,7 +55,7 @@ const (
 )
 
 var (
-	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters, snapshots or serverless")
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters, snapshots, serverless or replication")
 	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
 	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
 	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
@@ -161,7 +164,8 @@ func run() error {
 	clusters := *scenarioFlag == "clusters"
 	snapshots := *scenarioFlag == "snapshots"
 	serverless := *scenarioFlag == "serverless"
-	if (len(todo) == 0 && !clusters && !snapshots && !serverless) || *workers < 1 {
+	replication := *scenarioFlag == "replication"
+	if (len(todo) == 0 && !clusters && !snapshots && !serverless && !replication) || *workers < 1 {
 		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
 	}
 	if clusters && (*samples < 1 || *scaleN < 2 || *scaleN > 1000) {
@@ -172,6 +176,9 @@ func run() error {
 	}
 	if serverless && (*datasetMB < 1 || *snapReps < 1 || *samples < 1 || *mcValueKB < 1 || *mcValueKB > 1000) {
 		return fmt.Errorf("-dataset-mb, -reps and -samples must be at least 1, -mc-value-kb 1 to 1000 (memcached's items are at most 1 MiB)")
+	}
+	if replication && *snapReps < 1 {
+		return fmt.Errorf("-reps must be at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -201,6 +208,13 @@ func run() error {
 		// Its own hoard, serverless caches and baseline engines: see serverless.go.
 		if err := runServerless(ctx, bin, tmp); err != nil {
 			return fmt.Errorf("serverless: %w", err)
+		}
+		return nil
+	}
+	if replication {
+		// Two hoards in turn (200ms and the default health check interval): see replication.go.
+		if err := runReplication(ctx, bin, tmp); err != nil {
+			return fmt.Errorf("replication: %w", err)
 		}
 		return nil
 	}
