@@ -84,7 +84,16 @@ func (d *memcachedDriver) Snapshot(ctx context.Context, h Handle, path string) (
 		if err := c.simple("lru_crawler enable"); err != nil {
 			return 0, fmt.Errorf("turning the LRU crawler on for the dump: %w", err)
 		}
-		defer func() { _ = c.simple("lru_crawler disable") }()
+		defer func() {
+			// The crawler may still be finishing the metadump's crawl (it then
+			// answers BUSY): try again for a while.
+			for try := 0; try < 50; try++ {
+				if err := c.simple("lru_crawler disable"); err == nil {
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
 	}
 	if _, err := mcdump.DumpFile(ctx, hostPort(h.Host, h.Port), path); err != nil {
 		return 0, err
