@@ -85,8 +85,10 @@ func (d *memcachedDriver) Snapshot(ctx context.Context, h Handle, path string) (
 			return 0, fmt.Errorf("turning the LRU crawler on for the dump: %w", err)
 		}
 		defer func() {
-			// The crawler may still be finishing the metadump's crawl (it then
-			// answers BUSY): try again for a while.
+			// The dump of a large cache outlasts the connection's first
+			// deadline; and the crawler may still be finishing the metadump's
+			// crawl (it then answers BUSY): try again for a while.
+			_ = c.c.SetDeadline(time.Now().Add(5 * time.Second))
 			for try := 0; try < 50; try++ {
 				if err := c.simple("lru_crawler disable"); err == nil {
 					return

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestMemcachedSnapshotAndSeed dumps a memcached node running with the LRU
@@ -37,15 +38,19 @@ func TestMemcachedSnapshotAndSeed(t *testing.T) {
 	if err != nil || size != fileSize(t, path) {
 		t.Fatalf("Snapshot: size %d, %v", size, err)
 	}
-	fmt.Fprintf(conn, "stats settings\r\n")
+	// "lru_crawler disable" answers at once; the crawler thread may take a
+	// moment to stop and say so in stats settings.
 	crawler := ""
-	for line, _ := r.ReadString('\n'); line != "END\r\n" && line != ""; line, _ = r.ReadString('\n') {
-		if v, ok := strings.CutPrefix(line, "STAT lru_crawler "); ok {
-			crawler = strings.TrimSpace(v)
+	for deadline := time.Now().Add(3 * time.Second); crawler != "no" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		fmt.Fprintf(conn, "stats settings\r\n")
+		for line, _ := r.ReadString('\n'); line != "END\r\n" && line != ""; line, _ = r.ReadString('\n') {
+			if v, ok := strings.CutPrefix(line, "STAT lru_crawler "); ok {
+				crawler = strings.TrimSpace(v)
+			}
 		}
 	}
 	if crawler != "no" {
-		t.Fatalf("lru_crawler is %q after the dump, want no", crawler)
+		t.Fatalf("lru_crawler is %q 3 s after the dump, want no", crawler)
 	}
 
 	spec := memcachedSpec(t, params)
