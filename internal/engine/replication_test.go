@@ -37,6 +37,11 @@ func TestRedisReplication(t *testing.T) {
 	if err != nil || rs.Role != "slave" || !rs.LinkUp || rs.Primary != spec.ReplicaOf {
 		t.Fatalf("replica state %+v, %v", rs, err)
 	}
+	// A write after the sync goes through the replication stream: the offsets move.
+	if err := pc.Set(ctx, "k2", "streamed", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the replica to have k2", func() bool { return rc.Get(ctx, "k2").Val() == "streamed" })
 	ps, err := rep.Replication(ctx, primary)
 	if err != nil || ps.Role != "master" || ps.Replicas != 1 || ps.Offset <= 0 {
 		t.Fatalf("primary state %+v, %v", ps, err)
