@@ -336,7 +336,7 @@ func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
 		auto = out.Snapshots[0]
 		return ""
 	})
-	if aws.ToString(auto.ReplicationGroupId) != "rg" || aws.ToString(auto.CacheClusterId) != "rg-001" || aws.ToString(g.SnapshottingClusterId) != "rg-001" {
+	if aws.ToString(auto.ReplicationGroupId) != "rg" || aws.ToInt32(auto.SnapshotRetentionLimit) != 2 || aws.ToString(auto.SnapshotWindow) != window || aws.ToString(auto.CacheClusterId) != "rg-001" || aws.ToString(g.SnapshottingClusterId) != "rg-001" {
 		t.Fatalf("automated snapshot %+v of group %+v", auto, g)
 	}
 

@@ -88,6 +88,7 @@ func (s *Service) startGroupSnapshot(ctx context.Context, g *replicationGroup, d
 		}
 		sn = newSnapshot(cl, name, sourceAutomated, now)
 		sn.ReplicationGroupDesc, sn.AutomaticFailover, sn.KmsKeyID = fresh.Description, fresh.AutomaticFailover, fresh.KmsKeyID
+		sn.SnapshotRetentionLimit, sn.SnapshotWindow = fresh.SnapshotRetentionLimit, fresh.SnapshotWindow
 		return s.beginSnapshot(tx, cl, sn)
 	})
 	if err != nil {

@@ -524,12 +524,15 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 		MemberClusters: []string{}, AutomaticFailover: enabled(g.AutomaticFailover), MultiAZ: enabled(g.MultiAZ),
 		SnapshotRetentionLimit: &retention, SnapshotWindow: g.SnapshotWindow, ClusterEnabled: &clusterEnabled, CacheNodeType: g.NodeType,
 		AuthTokenEnabled: new(bool), TransitEncryptionEnabled: new(bool), AtRestEncryptionEnabled: &atRest, KmsKeyId: g.KmsKeyID, ARN: g.arn(),
-		ReplicationGroupCreateTime: g.CreatedAt, DataTiering: "disabled", AutoMinorVersionUpgrade: true, NetworkType: "ipv4",
+		ReplicationGroupCreateTime: g.CreatedAt, DataTiering: "disabled", NetworkType: "ipv4",
 		IpDiscovery: "ipv4", ClusterMode: "disabled", Engine: g.Engine,
 	}
 	ng := ecapi.NodeGroup{NodeGroupId: "0001", Status: g.Status, NodeGroupMembers: []ecapi.NodeGroupMember{},
 		PrimaryEndpoint: &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.PrimaryPort)},
 		ReaderEndpoint:  &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.ReaderPort)}}
+	if len(members) > 0 {
+		out.AutoMinorVersionUpgrade = members[0].AutoMinorVersionUpgrade
+	}
 	for _, m := range members {
 		out.MemberClusters = append(out.MemberClusters, m.ID)
 		member := ecapi.NodeGroupMember{CacheClusterId: m.ID, CacheNodeId: "0001", PreferredAvailabilityZone: m.AZ, CurrentRole: m.Role}

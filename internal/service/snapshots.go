@@ -168,6 +168,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 		sn.KmsKeyID = in.KmsKeyId
 		if group != nil {
 			sn.ReplicationGroupDesc, sn.AutomaticFailover = group.Description, group.AutomaticFailover
+			sn.SnapshotRetentionLimit, sn.SnapshotWindow = group.SnapshotRetentionLimit, group.SnapshotWindow
 			if sn.KmsKeyID == "" {
 				sn.KmsKeyID = group.KmsKeyID // the group's data at rest is encrypted with its key
 			}
