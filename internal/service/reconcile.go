@@ -107,6 +107,7 @@ type nodeResult struct {
 	restarted     bool   // Restart was honoured
 	seeded        string // the seed file the node loaded, now done with
 	removed       bool
+	portTaken     bool // a first start found the node's port taken by another program
 	err           error
 	events        []string
 }
@@ -157,6 +158,9 @@ func (s *Service) reconcileCluster(ctx context.Context, cl *cluster) error {
 	}
 	err = s.updateCluster(cl, func(tx *store.Tx, fresh *cluster) error {
 		kind, id := fresh.eventSource()
+		if err := s.movePorts(tx, cl, fresh, results); err != nil {
+			return err
+		}
 		for _, e := range applyResults(cl, fresh, results) {
 			if err := s.recordEvent(tx, fresh.caller(), kind, id, "%s", e); err != nil {
 				return err
@@ -186,6 +190,11 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		}
 		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost,
 			Port: n.Port, Params: desired, Seed: n.Seed, ReplicaOf: cl.ReplicaOf})
+		if err != nil && portTaken(err) && n.Handle == nil && cl.ReplicationGroupID == "" {
+			// Another program (another hoard, say) bound the port between its
+			// allocation and this first start: the node moves to a free one.
+			return nodeResult{portTaken: true}
+		}
 		if err != nil {
 			return nodeResult{err: err}
 		}
@@ -332,6 +341,11 @@ func applyResults(seen, fresh *cluster, results []nodeResult) (events []string) 
 // was and record no event: then the pass writes nothing (most passes, when all
 // nodes are healthy, so a quiet hoard does not fsync once per cluster per second).
 func changesNothing(cl *cluster, results []nodeResult) bool {
+	for _, r := range results {
+		if r.portTaken {
+			return false
+		}
+	}
 	before, err := json.Marshal(cl)
 	if err != nil {
 		return false
@@ -346,6 +360,35 @@ func changesNothing(cl *cluster, results []nodeResult) bool {
 	after, err := json.Marshal(&probe)
 	return err == nil && bytes.Equal(before, after)
 }
+
+// movePorts gives each node whose first start found its port taken a new
+// free port, with an event; the next pass starts it there.
+func (s *Service) movePorts(tx *store.Tx, seen, fresh *cluster, results []nodeResult) error {
+	for i, r := range results {
+		n := fresh.node(seen.Nodes[i].ID)
+		if !r.portTaken || n == nil || n.Handle != nil {
+			continue
+		}
+		used, err := s.usedPorts(tx)
+		if err != nil {
+			return err
+		}
+		port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
+		if err != nil {
+			return err
+		}
+		kind, id := fresh.eventSource()
+		if err := s.recordEvent(tx, fresh.caller(), kind, id, "Port %d of cache node %s was taken by another program; the node moves to port %d", n.Port, n.ID, port); err != nil {
+			return err
+		}
+		n.Port = port
+	}
+	return nil
+}
+
+// portTaken reports whether a start failed because the port is bound
+// (redis and memcached both say so in these words).
+func portTaken(err error) bool { return strings.Contains(err.Error(), "Address already in use") }
 
 // finishDelete stops every node of a deleting cluster and removes it, after the
 // final snapshot when one was asked for.
