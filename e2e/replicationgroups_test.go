@@ -417,7 +417,7 @@ func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 	final := waitSnapshot(t, c, "rg-final")
-	if aws.ToString(final.ReplicationGroupId) != "rg" {
+	if aws.ToString(final.ReplicationGroupId) != "rg" || aws.ToString(final.ReplicationGroupDescription) != "scaling" {
 		t.Fatalf("final snapshot: %+v", final)
 	}
 	fromFinal := createCluster(t, c, &elasticache.CreateCacheClusterInput{CacheClusterId: aws.String("from-final"), SnapshotName: aws.String("rg-final")})

@@ -282,6 +282,15 @@ func syncDir(dir string) error {
 // is taken; the nodes stop in a later pass, once it is done.
 func (s *Service) takeFinalSnapshot(ctx context.Context, cl *cluster) (bool, error) {
 	sn := newSnapshot(cl, cl.FinalSnapshot, sourceManual, s.now())
+	if cl.ReplicationGroupID != "" { // a group's final snapshot: the group is still recorded
+		_ = s.store.View(func(tx *store.Tx) error {
+			if g, err := loadGroupRecord(tx, cl.caller(), cl.ReplicationGroupID); err == nil {
+				sn.ReplicationGroupDesc, sn.AutomaticFailover, sn.KmsKeyID = g.Description, g.AutomaticFailover, g.KmsKeyID
+				sn.SnapshotRetentionLimit, sn.SnapshotWindow = g.SnapshotRetentionLimit, g.SnapshotWindow
+			}
+			return nil
+		})
+	}
 	return s.finalSnapshotJob(tableSnapshots, sn.key(), sn.key(), sn, func() {
 		s.takeSnapshot(context.WithoutCancel(ctx), sn)
 	})
