@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -91,30 +90,11 @@ func loadAvailableServerlessSnapshot(tx *store.Tx, c Caller, name string) (*serv
 
 // copyServerlessFiles gives a copy its own files, staged and renamed into place.
 func (s *Service) copyServerlessFiles(src, dst *serverlessSnapshot) error {
-	final := s.serverlessSnapshotDir(dst)
-	staging := final + ".staging"
-	_ = os.RemoveAll(staging)
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return err
-	}
-	defer os.RemoveAll(staging)
-	for i, ns := range src.Nodes {
-		damaged := ecapi.InvalidServerlessCacheSnapshotStateFault.Errorf("Serverless cache snapshot %s is damaged: its data does not match its checksum.", src.Name)
-		to := filepath.Join(staging, dataFileName(src.Engine, ns.NodeID))
-		sum, size, err := s.copyData(s.serverlessSnapshotFile(src, ns), to, ns.Checksum, src.KmsKeyID, dst.KmsKeyID, damaged)
-		if err != nil {
-			return err
-		}
-		dst.Nodes[i].Checksum, dst.Nodes[i].Size = sum, size
-	}
-	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
-		return err
-	}
-	_ = os.RemoveAll(final)
-	if err := os.Rename(staging, final); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(final))
+	return s.copyNodeFiles(s.serverlessSnapshotDir(dst), src.Engine, src.Nodes, dst.Nodes,
+		func(ns nodeSnapshot) string { return s.serverlessSnapshotFile(src, ns) }, src.KmsKeyID, dst.KmsKeyID,
+		func(string) error {
+			return ecapi.InvalidServerlessCacheSnapshotStateFault.Errorf("Serverless cache snapshot %s is damaged: its data does not match its checksum.", src.Name)
+		})
 }
 
 // ExportServerlessCacheSnapshot writes a snapshot's data to a bucket as

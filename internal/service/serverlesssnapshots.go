@@ -223,30 +223,9 @@ func (s *Service) finishServerlessSnapshot(sn *serverlessSnapshot, captureErr er
 
 // recoverServerlessSnapshots fails the serverless snapshots a crash interrupted.
 func (s *Service) recoverServerlessSnapshots() error {
-	var orphans []serverlessSnapshot
-	err := s.store.View(func(tx *store.Tx) error {
-		all, err := store.ScanAs[serverlessSnapshot](tx, tableServerlessSnapshots, "")
-		for _, sn := range all {
-			if sn.Status == snapshotCreating && !s.snapshotJobs.isRunning(sn.jobKey()) {
-				orphans = append(orphans, sn)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for i := range orphans {
-		sn := &orphans[i]
-		if !s.orphaned(tableServerlessSnapshots, sn.key(), sn.jobKey()) {
-			continue
-		}
-		_ = os.RemoveAll(s.serverlessSnapshotDir(sn) + ".staging")
-		if err := s.finishServerlessSnapshot(sn, errInterrupted); err != nil {
-			return err
-		}
-	}
-	return nil
+	return recoverInterrupted(s, tableServerlessSnapshots, func(sn *serverlessSnapshot) (string, string, string, string) {
+		return sn.Status, sn.key(), sn.jobKey(), s.serverlessSnapshotDir(sn)
+	}, s.finishServerlessSnapshot)
 }
 
 // takeFinalServerlessSnapshot is takeFinalSnapshot for a deleting serverless cache.

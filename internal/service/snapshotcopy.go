@@ -108,26 +108,11 @@ func (s *Service) verifySnapshot(sn *snapshot) error {
 // is checked against its recorded checksum as it is copied (one read, not two),
 // and re-encrypted when the copy asks for another key.
 func (s *Service) copySnapshotFiles(src, dst *snapshot) error {
-	final := s.snapshotDir(dst)
-	staging := final + ".staging"
-	_ = os.RemoveAll(staging)
-	if err := os.MkdirAll(staging, 0o700); err != nil {
-		return err
-	}
-	defer os.RemoveAll(staging)
-	for i, ns := range src.Nodes {
-		damaged := ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, ns.NodeID)
-		sum, size, err := s.copyData(s.nodeFile(src, ns.NodeID), filepath.Join(staging, ns.NodeID+".rdb"), ns.Checksum, src.KmsKeyID, dst.KmsKeyID, damaged)
-		if err != nil {
-			return err
-		}
-		dst.Nodes[i].Checksum, dst.Nodes[i].Size = sum, size
-	}
-	_ = os.RemoveAll(final)
-	if err := os.Rename(staging, final); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(final))
+	return s.copyNodeFiles(s.snapshotDir(dst), src.Engine, src.Nodes, dst.Nodes,
+		func(ns nodeSnapshot) string { return s.nodeFile(src, ns.NodeID) }, src.KmsKeyID, dst.KmsKeyID,
+		func(nodeID string) error {
+			return ecapi.InvalidSnapshotStateFault.Errorf("Snapshot %s is damaged: the data of node %s does not match its checksum.", src.Name, nodeID)
+		})
 }
 
 // copyFile makes a real, fsynced copy of a file (never a link).

@@ -100,36 +100,48 @@ func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot
 	if !ok {
 		return fmt.Errorf("the %s engine cannot take snapshots", cl.Engine)
 	}
+	return s.writeStaged(final, func(staging string) error {
+		for i := range nodes {
+			ns := &nodes[i]
+			n := cl.node(ns.NodeID)
+			if n == nil || n.Handle == nil {
+				return fmt.Errorf("node %s is not running", ns.NodeID)
+			}
+			if err := s.awaitReplicaSynced(ctx, cl, *n.Handle); err != nil {
+				return fmt.Errorf("node %s: %w", ns.NodeID, err)
+			}
+			path := filepath.Join(staging, dataFileName(cl.Engine, ns.NodeID))
+			size, err := snapper.Snapshot(ctx, *n.Handle, path)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", ns.NodeID, err)
+			}
+			if kmsKey != "" {
+				if size, err = s.encryptInPlace(kmsKey, path); err != nil {
+					return fmt.Errorf("node %s: encrypting: %w", ns.NodeID, err)
+				}
+			}
+			sum, err := fileChecksum(path)
+			if err != nil {
+				return err
+			}
+			ns.Size, ns.Checksum, ns.SnapshotTaken = size, sum, s.now()
+		}
+		return nil
+	})
+}
+
+// writeStaged fills <final>.staging and renames it to final only when fill
+// has succeeded, so a crash leaves either the whole directory or a staging
+// one to sweep; the staging directory is always removed.
+func (s *Service) writeStaged(final string, fill func(staging string) error) error {
 	staging := final + ".staging"
 	_ = os.RemoveAll(staging)
 	if err := os.MkdirAll(staging, 0o700); err != nil {
 		return err
 	}
 	defer os.RemoveAll(staging)
-	for i := range nodes {
-		ns := &nodes[i]
-		n := cl.node(ns.NodeID)
-		if n == nil || n.Handle == nil {
-			return fmt.Errorf("node %s is not running", ns.NodeID)
-		}
-		if err := s.awaitReplicaSynced(ctx, cl, *n.Handle); err != nil {
-			return fmt.Errorf("node %s: %w", ns.NodeID, err)
-		}
-		path := filepath.Join(staging, dataFileName(cl.Engine, ns.NodeID))
-		size, err := snapper.Snapshot(ctx, *n.Handle, path)
-		if err != nil {
-			return fmt.Errorf("node %s: %w", ns.NodeID, err)
-		}
-		if kmsKey != "" {
-			if size, err = s.encryptInPlace(kmsKey, path); err != nil {
-				return fmt.Errorf("node %s: encrypting: %w", ns.NodeID, err)
-			}
-		}
-		sum, err := fileChecksum(path)
-		if err != nil {
-			return err
-		}
-		ns.Size, ns.Checksum, ns.SnapshotTaken = size, sum, s.now()
+	if err := fill(staging); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(final), 0o700); err != nil {
 		return err
@@ -139,6 +151,23 @@ func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot
 		return err
 	}
 	return syncDir(filepath.Dir(final))
+}
+
+// copyNodeFiles gives a snapshot copy its own files in final (see copyData)
+// and records their checksums and sizes in dst.
+func (s *Service) copyNodeFiles(final, engineName string, src, dst []nodeSnapshot, srcFile func(nodeSnapshot) string,
+	fromKey, toKey string, damaged func(nodeID string) error) error {
+	return s.writeStaged(final, func(staging string) error {
+		for i, ns := range src {
+			to := filepath.Join(staging, dataFileName(engineName, ns.NodeID))
+			sum, size, err := s.copyData(srcFile(ns), to, ns.Checksum, fromKey, toKey, damaged(ns.NodeID))
+			if err != nil {
+				return err
+			}
+			dst[i].Checksum, dst[i].Size = sum, size
+		}
+		return nil
+	})
 }
 
 // awaitReplicaSynced waits until a replica's link to its primary is up: a
@@ -218,26 +247,29 @@ func releaseCluster(tx *store.Tx, table string, c Caller, id string) error {
 // recoverSnapshots fails the snapshots a crash interrupted: creating, with no job
 // running in this process. Their partial files go; their clusters come back.
 func (s *Service) recoverSnapshots() error {
-	var orphans []snapshot
-	err := s.store.View(func(tx *store.Tx) error {
-		all, err := store.ScanAs[snapshot](tx, tableSnapshots, "")
-		for _, sn := range all {
-			if sn.Status == snapshotCreating && !s.snapshotJobs.isRunning(sn.key()) {
-				orphans = append(orphans, sn)
-			}
-		}
+	return recoverInterrupted(s, tableSnapshots, func(sn *snapshot) (string, string, string, string) {
+		return sn.Status, sn.key(), sn.key(), s.snapshotDir(sn)
+	}, s.finishSnapshot)
+}
+
+// recoverInterrupted fails the records of table that are creating with no job
+// running for them (see orphaned), after removing their staging files. ident
+// gives a record's status, store key, job key and snapshot directory.
+func recoverInterrupted[T any](s *Service, table string, ident func(*T) (status, key, jobKey, dir string), finish func(*T, error) error) error {
+	var all []T
+	if err := s.store.View(func(tx *store.Tx) (err error) {
+		all, err = store.ScanAs[T](tx, table, "")
 		return err
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	for i := range orphans {
-		sn := &orphans[i]
-		if !s.orphaned(tableSnapshots, sn.key(), sn.key()) {
+	for i := range all {
+		status, key, jobKey, dir := ident(&all[i])
+		if status != snapshotCreating || !s.orphaned(table, key, jobKey) {
 			continue
 		}
-		_ = os.RemoveAll(s.snapshotDir(sn) + ".staging")
-		if err := s.finishSnapshot(sn, errInterrupted); err != nil {
+		_ = os.RemoveAll(dir + ".staging")
+		if err := finish(&all[i], errInterrupted); err != nil {
 			return err
 		}
 	}
