@@ -203,19 +203,10 @@ func (s *Service) pruneAutomated(now time.Time, retention map[string]int32) erro
 	}
 	for i := range expired {
 		sn := &expired[i]
-		err := s.store.Update(func(tx *store.Tx) error {
-			if err := tx.Delete(tableSnapshots, sn.key()); err != nil {
-				return err
-			}
-			if err := tx.Delete(tableTags, sn.caller().arn("snapshot", sn.Name)); err != nil {
-				return err
-			}
-			return s.recordEvent(tx, sn.caller(), EventsCacheCluster, sn.ClusterID, "Deleted automated snapshot %s: past the retention limit", sn.Name)
-		})
-		if err != nil {
+		if err := s.pruneSnapshot(tableSnapshots, sn.key(), sn.caller().arn("snapshot", sn.Name), s.snapshotDir(sn),
+			sn.caller(), EventsCacheCluster, sn.ClusterID, sn.Name); err != nil {
 			return err
 		}
-		_ = os.RemoveAll(s.snapshotDir(sn))
 	}
 	return nil
 }
@@ -307,19 +298,28 @@ func (s *Service) pruneAutomatedServerless(now time.Time, exists map[string]bool
 	}
 	for i := range expired {
 		sn := &expired[i]
-		err := s.store.Update(func(tx *store.Tx) error {
-			if err := tx.Delete(tableServerlessSnapshots, sn.key()); err != nil {
-				return err
-			}
-			if err := tx.Delete(tableTags, sn.arn()); err != nil {
-				return err
-			}
-			return s.recordEvent(tx, sn.caller(), EventsServerlessSnapshot, sn.Name, "Deleted automated snapshot %s: past the retention limit", sn.Name)
-		})
-		if err != nil {
+		if err := s.pruneSnapshot(tableServerlessSnapshots, sn.key(), sn.arn(), s.serverlessSnapshotDir(sn),
+			sn.caller(), EventsServerlessSnapshot, sn.Name, sn.Name); err != nil {
 			return err
 		}
-		_ = os.RemoveAll(s.serverlessSnapshotDir(sn))
 	}
 	return nil
+}
+
+// pruneSnapshot deletes an expired automated snapshot: its record and tags
+// (with an event on the source), then its files, once nothing refers to them.
+func (s *Service) pruneSnapshot(table, key, arn, dir string, c Caller, sourceType, sourceID, name string) error {
+	err := s.store.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(table, key); err != nil {
+			return err
+		}
+		if err := tx.Delete(tableTags, arn); err != nil {
+			return err
+		}
+		return s.recordEvent(tx, c, sourceType, sourceID, "Deleted automated snapshot %s: past the retention limit", name)
+	})
+	if err == nil {
+		_ = os.RemoveAll(dir)
+	}
+	return err
 }
