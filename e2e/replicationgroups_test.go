@@ -265,7 +265,9 @@ func TestReplicationGroupMembersAndErrors(t *testing.T) {
 	wantAPIError(t, create(&elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("big"), NumCacheClusters: aws.Int32(7)}), "InvalidParameterValue", 400)
 	wantAPIError(t, create(&elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("mc"), Engine: aws.String("memcached")}), "InvalidParameterValue", 400)
 	wantAPIError(t, create(&elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("again"), PrimaryClusterId: aws.String("solo")}), "InvalidCacheClusterState", 400)
-	wantAPIError(t, create(&elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("sharded"), NumNodeGroups: aws.Int32(3)}), "NotImplemented", 501)
+	_, err = c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
+		ReplicationGroupId: aws.String("grown"), NodeGroupCount: aws.Int32(2), ApplyImmediately: aws.Bool(true)})
+	wantAPIError(t, err, "InvalidParameterCombination", 400) // cluster mode disabled: one node group
 	_, err = c.TestFailover(ctx(t), &elasticache.TestFailoverInput{ReplicationGroupId: aws.String("grown"), NodeGroupId: aws.String("0002")})
 	wantAPIError(t, err, "NodeGroupNotFoundFault", 404)
 	_, err = c.TestFailover(ctx(t), &elasticache.TestFailoverInput{ReplicationGroupId: aws.String("grown"), NodeGroupId: aws.String("0001")})

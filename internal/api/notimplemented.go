@@ -25,7 +25,6 @@ var notYetImplemented = []string{
 	"FailoverGlobalReplicationGroup",
 	"IncreaseNodeGroupsInGlobalReplicationGroup",
 	"ModifyGlobalReplicationGroup",
-	"ModifyReplicationGroupShardConfiguration",
 	"ModifyUser",
 	"ModifyUserGroup",
 	"PurchaseReservedCacheNodesOffering",

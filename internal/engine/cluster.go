@@ -42,6 +42,31 @@ type Clusterer interface {
 	// primary's agreement (CLUSTER FAILOVER). It returns once the replica has
 	// accepted; the switch itself completes shortly after (see ClusterState).
 	ClusterFailover(ctx context.Context, h Handle) error
+	// ClusterTakeover makes a replica the primary of its shard without its
+	// primary's agreement nor the other primaries' votes (CLUSTER FAILOVER
+	// TAKEOVER): for a primary the caller knows is dead. The replica takes
+	// the slots at once, with a new config epoch that gossip spreads.
+	ClusterTakeover(ctx context.Context, h Handle) error
+	// ClusterForget removes the node nodeID from h's node's table (CLUSTER
+	// FORGET); a node it does not know counts as forgotten. Redis refuses to
+	// forget the node itself or its primary. A forgotten node is ignored in
+	// gossip for 60 s only: every remaining node must forget it within that
+	// time, or one that still knows it tells the others about it again.
+	ClusterForget(ctx context.Context, h Handle, nodeID string) error
+	// ClusterMigrateSlots moves the slots and their keys from the primary src
+	// to the primary dst as redis-cli --cluster reshard does, and tells the
+	// primaries in others (best effort: dead or failing ones are skipped) that
+	// dst owns them. It returns the number of keys moved. Clients that follow
+	// ASK and MOVED redirects may read and write the slots meanwhile.
+	// Interrupted (hoard killed, a node failing), it can be called again with
+	// the same slots and finishes the move; slots already moved count no key.
+	// A primary left without slots becomes a replica of dst (redis's
+	// cluster-allow-replica-migration, on by default).
+	ClusterMigrateSlots(ctx context.Context, src, dst Handle, slots []int, others []Handle) (keysMoved int64, err error)
+	// ClusterOpenSlots reports the slots the node is migrating (to the node
+	// ID given) and importing (from the node ID given): what an interrupted
+	// ClusterMigrateSlots leaves behind.
+	ClusterOpenSlots(ctx context.Context, h Handle) (migrating, importing map[int]string, err error)
 	// ClusterState reports the cluster as the node sees it (CLUSTER INFO, and
 	// CLUSTER SHARDS or, on engines without it, CLUSTER NODES).
 	ClusterState(ctx context.Context, h Handle) (ClusterView, error)

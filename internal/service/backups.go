@@ -78,6 +78,16 @@ func (s *Service) startGroupSnapshot(ctx context.Context, g *replicationGroup, d
 		if err != nil || fresh.LastAutoSnapshot == day || tx.Has(tableSnapshots, c.scope()+name) {
 			return errNotDue
 		}
+		if fresh.ClusterMode {
+			fresh.LastAutoSnapshot = day
+			if err := tx.Put(tableGroups, fresh.key(), fresh); err != nil {
+				return err
+			}
+			if sn, err = s.newShardedSnapshot(fresh, members, name, sourceAutomated); err != nil {
+				return err
+			}
+			return tx.Put(tableSnapshots, sn.key(), sn)
+		}
 		cl, err := loadCluster(tx, c, snapshottingMember(fresh, members))
 		if err != nil || cl.Status != statusAvailable {
 			return errNotDue // busy: the next pass tries again

@@ -80,6 +80,10 @@ type cluster struct {
 	// node of it that dies is not restarted (empty, its replicas would copy the
 	// emptiness): the group promotes a replica and the old node comes back as one.
 	HoldForFailover bool `json:"holdForFailover,omitempty"`
+	// NodeGroupID names the member's node group (shard) in a group with cluster
+	// mode enabled; ClusterNodeID is its node's Redis Cluster node ID, once known.
+	NodeGroupID   string `json:"nodeGroupId,omitempty"`
+	ClusterNodeID string `json:"clusterNodeId,omitempty"`
 	// Serverless is set when the record is a serverless cache: the same engine
 	// runtime and reconciler, stored in its own table and shown by its own API.
 	Serverless *serverlessSpec `json:"serverless,omitempty"`
@@ -417,6 +421,32 @@ func (s *Service) groupForCluster(tx *store.Tx, c Caller, name string, family *c
 	return g, nil
 }
 
+// groupForMember is groupForCluster for a member of a replication group: with
+// cluster mode enabled, the group must have cluster-enabled yes, and the
+// family's .cluster.on default stands in when none is named.
+func (s *Service) groupForMember(tx *store.Tx, c Caller, name string, family *catalog.Family, clusterMode bool) (*paramGroup, error) {
+	if !clusterMode {
+		return s.groupForCluster(tx, c, name, family)
+	}
+	if !family.SupportsClusterMode() {
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Engine family %s does not support cluster mode.", family.Name)
+	}
+	if name == "" {
+		name = "default." + family.Name + ".cluster.on"
+	}
+	g, err := loadGroup(tx, c, strings.ToLower(name))
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case g.Family != family.Name:
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Cache parameter group %s is of family %s, but the group's engine version needs family %s.", g.Name, g.Family, family.Name)
+	case g.Values["cluster-enabled"] != "yes":
+		return nil, ecapi.InvalidParameterCombinationException.Errorf("Cache parameter group %s has cluster-enabled no; a replication group with cluster mode enabled needs cluster-enabled yes.", g.Name)
+	}
+	return g, nil
+}
+
 func validateWindows(maintenance, snapshot string, retention *int32, engineName string) error {
 	if maintenance != "" && !maintenanceWindowPattern.MatchString(strings.ToLower(maintenance)) {
 		return ecapi.InvalidParameterValueException.Errorf("Invalid PreferredMaintenanceWindow %q: expected ddd:hh24:mi-ddd:hh24:mi.", maintenance)
@@ -456,7 +486,7 @@ func (s *Service) addNodes(tx *store.Tx, cl *cluster, n int) error {
 		return err
 	}
 	for i := 0; i < n; i++ {
-		port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
+		port, err := s.ports.allocateFor(s.cfg.AdvertiseHost, used, cl.NodeGroupID != "")
 		if err != nil {
 			return ecapi.InsufficientCacheClusterCapacityFault.Errorf("No free port left for a new cache node: %v", err)
 		}
@@ -473,6 +503,9 @@ func (s *Service) usedPorts(tx *store.Tx) (map[int]bool, error) {
 	for _, cl := range all {
 		for _, n := range cl.Nodes {
 			used[n.Port] = true
+			if cl.NodeGroupID != "" {
+				used[n.Port+clusterBusOffset] = true
+			}
 		}
 	}
 	if err != nil {
@@ -480,7 +513,7 @@ func (s *Service) usedPorts(tx *store.Tx) (map[int]bool, error) {
 	}
 	groups, err := store.ScanAs[replicationGroup](tx, tableGroups, "")
 	for _, g := range groups {
-		used[g.PrimaryPort], used[g.ReaderPort] = true, true
+		used[g.PrimaryPort], used[g.ReaderPort], used[g.ConfigPort] = true, true, true
 	}
 	return used, err
 }

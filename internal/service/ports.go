@@ -21,19 +21,36 @@ func ParsePortRange(s string) (PortRange, error) {
 	return r, nil
 }
 
+// clusterBusOffset is how far above its client port a Redis Cluster node
+// listens for the cluster bus (redis's default, which hoard keeps).
+const clusterBusOffset = 10000
+
 // allocate returns the first port of the range that no node holds and that is free
 // to bind right now (another program may hold it).
 func (r PortRange) allocate(host string, used map[int]bool) (int, error) {
+	return r.allocateFor(host, used, false)
+}
+
+// allocateFor is allocate; with bus, the port's cluster bus port (port + 10000)
+// must be free as well.
+func (r PortRange) allocateFor(host string, used map[int]bool, bus bool) (int, error) {
 	for p := r.First; p <= r.Last; p++ {
-		if used[p] {
+		if used[p] || !canBind(host, p) {
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
-		if err != nil {
+		if bus && (p+clusterBusOffset > 65535 || used[p+clusterBusOffset] || !canBind(host, p+clusterBusOffset)) {
 			continue
 		}
-		ln.Close()
 		return p, nil
 	}
 	return 0, fmt.Errorf("all ports %d-%d are in use", r.First, r.Last)
+}
+
+func canBind(host string, port int) bool {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	ln.Close()
+	return true
 }

@@ -59,11 +59,37 @@ type replicationGroup struct {
 	LastAutoSnapshot string `json:"lastAutoSnapshot,omitempty"`
 	// RetainPrimary keeps the primary as a standalone cluster when the group is deleted.
 	RetainPrimary bool `json:"retainPrimary,omitempty"`
+	// ClusterMode: the group is a Redis Cluster of node groups (Shards), each a
+	// primary member and its replicas (see clustermode.go). ConfigPort serves
+	// its ConfigurationEndpoint; PrimaryPort and ReaderPort are then unused.
+	ClusterMode bool    `json:"clusterMode,omitempty"`
+	ConfigPort  int     `json:"configPort,omitempty"`
+	Shards      []shard `json:"shards,omitempty"`
+	// SlotsToMove and SlotsLeft measure the resharding in progress.
+	SlotsToMove int `json:"slotsToMove,omitempty"`
+	SlotsLeft   int `json:"slotsLeft,omitempty"`
+	// FinalSnapshot names the snapshot a deleting group with cluster mode
+	// enabled takes before its members stop.
+	FinalSnapshot string `json:"finalSnapshot,omitempty"`
 }
 
 func (g *replicationGroup) key() string    { return g.Account + "/" + g.Region + "/" + g.ID }
 func (g *replicationGroup) caller() Caller { return Caller{Account: g.Account, Region: g.Region} }
 func (g *replicationGroup) arn() string    { return g.caller().arn("replicationgroup", g.ID) }
+
+// hasShard reports whether the group has node group id (0001 is the only one
+// of a group with cluster mode disabled).
+func (g *replicationGroup) hasShard(id string) bool {
+	if !g.ClusterMode {
+		return id == "0001"
+	}
+	for _, sh := range g.Shards {
+		if sh.ID == id {
+			return true
+		}
+	}
+	return false
+}
 
 func init() {
 	registerTaggable("replicationgroup", func(tx *store.Tx, c Caller, name string) error {
@@ -120,7 +146,8 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 	if strings.TrimSpace(in.ReplicationGroupDescription) == "" {
 		return nil, ecapi.InvalidParameterValueException.Errorf("The parameter ReplicationGroupDescription must be provided and must not be blank.")
 	}
-	if err := refuseClusterMode(in); err != nil {
+	clusterMode, err := s.requestedClusterMode(c, in)
+	if err != nil {
 		return nil, err
 	}
 	switch {
@@ -133,14 +160,16 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 	case in.SnapshotName != "" && len(in.SnapshotArns) > 0:
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Give either SnapshotName or SnapshotArns, not both.")
 	}
-	nodes, err := memberCount(in)
-	if err != nil {
-		return nil, err
+	nodes := 0
+	if !clusterMode {
+		if nodes, err = memberCount(in); err != nil {
+			return nil, err
+		}
 	}
-	failover := in.AutomaticFailoverEnabled != nil && *in.AutomaticFailoverEnabled
+	failover := in.AutomaticFailoverEnabled != nil && *in.AutomaticFailoverEnabled || clusterMode
 	multiAZ := in.MultiAZEnabled != nil && *in.MultiAZEnabled
 	switch {
-	case failover && nodes < 2:
+	case failover && nodes < 2 && !clusterMode:
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Automatic failover needs at least one replica (NumCacheClusters at least 2).")
 	case multiAZ && !failover:
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("Multi-AZ needs AutomaticFailoverEnabled.")
@@ -178,7 +207,7 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 				_ = os.RemoveAll(restore.dir)
 			}
 		}()
-		if len(restore.files) != 1 {
+		if len(restore.files) != 1 && !clusterMode {
 			return nil, ecapi.InvalidParameterValueException.Errorf("A replication group with cluster mode disabled restores from one RDB file; %d were given.", len(restore.files))
 		}
 		if sn := restore.snapshot; sn != nil {
@@ -197,10 +226,13 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 		SnapshotWindow: in.SnapshotWindow, SnapshotRetentionLimit: in.SnapshotRetentionLimit,
 	}
 	g := &replicationGroup{Account: c.Account, Region: c.Region, ID: id, Description: in.ReplicationGroupDescription, Status: statusCreating,
-		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now(), KmsKeyID: in.KmsKeyId,
+		AutomaticFailover: failover, MultiAZ: multiAZ, CreatedAt: s.now(), KmsKeyID: in.KmsKeyId, ClusterMode: clusterMode,
 		AtRest: in.AtRestEncryptionEnabled != nil && *in.AtRestEncryptionEnabled || in.KmsKeyId != ""}
 	if in.SnapshotRetentionLimit != nil {
 		g.SnapshotRetentionLimit = *in.SnapshotRetentionLimit
+	}
+	if clusterMode {
+		return s.createShardedGroup(ctx, in, g, template, restore)
 	}
 	err = s.store.Update(func(tx *store.Tx) error {
 		if tx.Has(tableGroups, c.scope()+id) {
@@ -212,7 +244,7 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 		var primary *cluster
 		for i := 0; i < nodes; i++ {
 			g.NextMember++
-			cl, err := s.newMember(tx, c, g, fmt.Sprintf("%s-%03d", id, g.NextMember), template, primary)
+			cl, err := s.newMember(tx, c, g, fmt.Sprintf("%s-%03d", id, g.NextMember), "", template, primary)
 			if err != nil {
 				return err
 			}
@@ -242,16 +274,6 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 	return &ecapi.CreateReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil
 }
 
-// refuseClusterMode answers the cluster-mode-enabled requests hoard does not serve yet.
-func refuseClusterMode(in *ecapi.CreateReplicationGroupMessage) error {
-	if in.NumNodeGroups != nil && *in.NumNodeGroups > 1 || len(in.NodeGroupConfiguration) > 1 ||
-		strings.EqualFold(in.ClusterMode, "enabled") || strings.EqualFold(in.ClusterMode, "compatible") ||
-		strings.HasSuffix(strings.ToLower(in.CacheParameterGroupName), ".cluster.on") {
-		return apierr.NotImplemented.Errorf("hoard does not implement replication groups with cluster mode enabled (several node groups) yet.")
-	}
-	return nil
-}
-
 // memberCount is how many member clusters a request asks for: NumCacheClusters
 // (1–6), or ReplicasPerNodeGroup (0–5) replicas and the primary.
 func memberCount(in *ecapi.CreateReplicationGroupMessage) (int, error) {
@@ -274,8 +296,10 @@ func memberCount(in *ecapi.CreateReplicationGroupMessage) (int, error) {
 }
 
 // newMember makes a member cluster of one node from a template request: the
-// primary when primary is nil, else a replica of it.
-func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id string, template *ecapi.CreateCacheClusterMessage, primary *cluster) (*cluster, error) {
+// primary when primary is nil, else a replica of it. In a group with cluster
+// mode enabled, the member goes in node group shardID, and a replica is made a
+// replica through the cluster (reconcileShards), not with REPLICAOF.
+func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id, shardID string, template *ecapi.CreateCacheClusterMessage, primary *cluster) (*cluster, error) {
 	if tx.Has(tableClusters, c.scope()+id) {
 		return nil, ecapi.CacheClusterAlreadyExistsFault.Errorf("Cache cluster %s already exists.", id)
 	}
@@ -296,7 +320,7 @@ func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id stri
 		if err := validateWindows(template.PreferredMaintenanceWindow, template.SnapshotWindow, template.SnapshotRetentionLimit, ev.Engine); err != nil {
 			return nil, err
 		}
-		gr, err := s.groupForCluster(tx, c, template.CacheParameterGroupName, family)
+		gr, err := s.groupForMember(tx, c, template.CacheParameterGroupName, family, g.ClusterMode)
 		if err != nil {
 			return nil, err
 		}
@@ -320,8 +344,12 @@ func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id stri
 	cl.ReplicationGroupID, cl.Role, cl.ReplicaOf = g.ID, rolePrimary, ""
 	cl.SnapshotRetentionLimit = 0 // the group takes the backups, not its members
 	cl.HoldForFailover = false    // armed by reconcileGroup once the group is available
+	cl.NodeGroupID, cl.ClusterNodeID = shardID, ""
 	if primary != nil {
-		cl.Role, cl.ReplicaOf = roleReplica, s.nodeAddr(primary.Nodes[0])
+		cl.Role = roleReplica
+		if !g.ClusterMode {
+			cl.ReplicaOf = s.nodeAddr(primary.Nodes[0])
+		}
 	}
 	if err := s.addNodes(tx, cl, 1); err != nil {
 		return nil, err
@@ -331,13 +359,18 @@ func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id stri
 
 func (s *Service) nodeAddr(n *node) string { return fmt.Sprintf("%s:%d", s.cfg.AdvertiseHost, n.Port) }
 
-// allocateGroupPorts takes two ports from the node range for the group's endpoints.
+// allocateGroupPorts takes ports from the node range for the group's endpoints:
+// primary and reader, or with cluster mode enabled, configuration.
 func (s *Service) allocateGroupPorts(tx *store.Tx, g *replicationGroup) error {
 	used, err := s.usedPorts(tx)
 	if err != nil {
 		return err
 	}
-	for _, p := range []*int{&g.PrimaryPort, &g.ReaderPort} {
+	ports := []*int{&g.PrimaryPort, &g.ReaderPort}
+	if g.ClusterMode {
+		ports = []*int{&g.ConfigPort}
+	}
+	for _, p := range ports {
 		port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
 		if err != nil {
 			return ecapi.InsufficientCacheClusterCapacityFault.Errorf("No free port left for the replication group's endpoints: %v", err)
@@ -383,7 +416,7 @@ func (s *Service) adoptPrimary(ctx context.Context, in *ecapi.CreateReplicationG
 		}
 		for i := 1; i < nodes; i++ {
 			g.NextMember++
-			cl, err := s.newMember(tx, c, g, fmt.Sprintf("%s-%03d", id, g.NextMember), nil, primary)
+			cl, err := s.newMember(tx, c, g, fmt.Sprintf("%s-%03d", id, g.NextMember), "", nil, primary)
 			if err != nil {
 				return err
 			}
@@ -448,6 +481,7 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 		}
 	}
 	var g *replicationGroup
+	var finalSnapshot *snapshot
 	err := s.store.Update(func(tx *store.Tx) (err error) {
 		if g, err = loadGroupRecord(tx, c, in.ReplicationGroupId); err != nil {
 			return err
@@ -457,6 +491,10 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 		}
 		members, err := groupMembers(tx, g)
 		if err != nil {
+			return err
+		}
+		if g.ClusterMode {
+			finalSnapshot, err = s.deleteShardedGroup(tx, g, members, in, final)
 			return err
 		}
 		g.Status, g.RetainPrimary = statusDeleting, in.RetainPrimaryCluster != nil && *in.RetainPrimaryCluster
@@ -501,6 +539,9 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 	if err != nil {
 		return nil, err
 	}
+	if finalSnapshot != nil {
+		go s.takeSnapshot(context.WithoutCancel(ctx), finalSnapshot)
+	}
 	s.poke()
 	return &ecapi.DeleteReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil
 }
@@ -527,24 +568,30 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 		ReplicationGroupCreateTime: g.CreatedAt, DataTiering: "disabled", NetworkType: "ipv4",
 		IpDiscovery: "ipv4", ClusterMode: "disabled", Engine: g.Engine,
 	}
-	ng := ecapi.NodeGroup{NodeGroupId: "0001", Status: g.Status, NodeGroupMembers: []ecapi.NodeGroupMember{},
-		PrimaryEndpoint: &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.PrimaryPort)},
-		ReaderEndpoint:  &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.ReaderPort)}}
 	if len(members) > 0 {
 		out.AutoMinorVersionUpgrade = members[0].AutoMinorVersionUpgrade
 	}
+	if g.SnapshotRetentionLimit > 0 {
+		out.SnapshottingClusterId = snapshottingMember(g, members)
+	}
 	for _, m := range members {
 		out.MemberClusters = append(out.MemberClusters, m.ID)
+	}
+	sort.Strings(out.MemberClusters)
+	if g.ClusterMode {
+		s.describeShards(g, members, out)
+		return out
+	}
+	ng := ecapi.NodeGroup{NodeGroupId: "0001", Status: g.Status, NodeGroupMembers: []ecapi.NodeGroupMember{},
+		PrimaryEndpoint: &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.PrimaryPort)},
+		ReaderEndpoint:  &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.ReaderPort)}}
+	for _, m := range members {
 		member := ecapi.NodeGroupMember{CacheClusterId: m.ID, CacheNodeId: "0001", PreferredAvailabilityZone: m.AZ, CurrentRole: m.Role}
 		if len(m.Nodes) > 0 {
 			member.ReadEndpoint = &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(m.Nodes[0].Port)}
 		}
 		ng.NodeGroupMembers = append(ng.NodeGroupMembers, member)
 	}
-	if g.SnapshotRetentionLimit > 0 {
-		out.SnapshottingClusterId = snapshottingMember(g, members)
-	}
-	sort.Strings(out.MemberClusters)
 	out.NodeGroups = []ecapi.NodeGroup{ng}
 	return out
 }
@@ -572,6 +619,9 @@ func (s *Service) addReplica(ctx context.Context, id string, in *ecapi.CreateCac
 		if g.Status != statusAvailable {
 			return ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
 		}
+		if g.ClusterMode {
+			return ecapi.InvalidParameterCombinationException.Errorf("Replication group %s has cluster mode enabled; add replicas with IncreaseReplicaCount.", g.ID)
+		}
 		members, err := groupMembers(tx, g)
 		if err != nil {
 			return err
@@ -585,7 +635,7 @@ func (s *Service) addReplica(ctx context.Context, id string, in *ecapi.CreateCac
 		if err := s.checkNodeQuotas(tx, c, 1); err != nil {
 			return err
 		}
-		if cl, err = s.newMember(tx, c, g, id, nil, &members[0]); err != nil {
+		if cl, err = s.newMember(tx, c, g, id, "", nil, &members[0]); err != nil {
 			return err
 		}
 		if err := tx.Put(tableClusters, cl.key(), cl); err != nil {

@@ -28,8 +28,6 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 		return nil, apierr.NotImplemented.Errorf("hoard does not implement AUTH tokens, in-transit encryption or cluster mode changes yet.")
 	case len(in.UserGroupIdsToAdd) > 0:
 		return nil, ecapi.UserGroupNotFoundFault.Errorf("User group %s not found.", in.UserGroupIdsToAdd[0])
-	case in.NodeGroupId != "" && in.NodeGroupId != "0001":
-		return nil, ecapi.InvalidParameterValueException.Errorf("Replication group %s has one node group, 0001.", in.ReplicationGroupId)
 	}
 	if err := validateWindows(in.PreferredMaintenanceWindow, in.SnapshotWindow, in.SnapshotRetentionLimit, catalog.Redis); err != nil {
 		return nil, err
@@ -48,6 +46,12 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 		if g.Status != statusAvailable {
 			return ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
 		}
+		switch {
+		case in.NodeGroupId != "" && !g.hasShard(in.NodeGroupId):
+			return ecapi.InvalidParameterValueException.Errorf("Replication group %s has no node group %s.", g.ID, in.NodeGroupId)
+		case g.ClusterMode && in.PrimaryClusterId != "":
+			return ecapi.InvalidParameterCombinationException.Errorf("PrimaryClusterId is for groups with cluster mode disabled; use TestFailover with a NodeGroupId.")
+		}
 		members, err := groupMembers(tx, g)
 		if err != nil {
 			return err
@@ -65,7 +69,7 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 		for i := range members {
 			m := &members[i]
 			if in.CacheParameterGroupName != "" && strings.ToLower(in.CacheParameterGroupName) != m.ParamGroup {
-				pg, err := s.groupForCluster(tx, c, in.CacheParameterGroupName, family)
+				pg, err := s.groupForMember(tx, c, in.CacheParameterGroupName, family, g.ClusterMode)
 				if err != nil {
 					return err
 				}
@@ -161,7 +165,9 @@ func (s *Service) modifyGroupSettings(g *replicationGroup, members []cluster, in
 		multiAZ = *in.MultiAZEnabled
 	}
 	switch {
-	case failover && len(members) < 2:
+	case g.ClusterMode && !failover:
+		return ecapi.InvalidParameterCombinationException.Errorf("Automatic failover must stay enabled for a replication group with cluster mode enabled.")
+	case failover && len(members) < 2 && !g.ClusterMode:
 		return ecapi.InvalidParameterCombinationException.Errorf("Automatic failover needs at least one replica.")
 	case multiAZ && !failover:
 		return ecapi.InvalidParameterCombinationException.Errorf("Multi-AZ needs automatic failover.")
@@ -198,6 +204,9 @@ func (s *Service) IncreaseReplicaCount(ctx context.Context, in *ecapi.IncreaseRe
 		if g, members, err = loadAvailableGroup(tx, c, in.ReplicationGroupId); err != nil {
 			return err
 		}
+		if g.ClusterMode {
+			return apierr.NotImplemented.Errorf("hoard does not change the replica count of a replication group with cluster mode enabled yet.")
+		}
 		have := len(members) - 1
 		switch {
 		case want == have:
@@ -216,7 +225,7 @@ func (s *Service) IncreaseReplicaCount(ctx context.Context, in *ecapi.IncreaseRe
 				g.NextMember++
 				id = fmt.Sprintf("%s-%03d", g.ID, g.NextMember)
 			}
-			cl, err := s.newMember(tx, c, g, id, nil, &members[0])
+			cl, err := s.newMember(tx, c, g, id, "", nil, &members[0])
 			if err != nil {
 				return err
 			}
@@ -243,6 +252,9 @@ func (s *Service) DecreaseReplicaCount(ctx context.Context, in *ecapi.DecreaseRe
 		var members []cluster
 		if g, members, err = loadAvailableGroup(tx, c, in.ReplicationGroupId); err != nil {
 			return err
+		}
+		if g.ClusterMode {
+			return apierr.NotImplemented.Errorf("hoard does not change the replica count of a replication group with cluster mode enabled yet.")
 		}
 		replicas := members[1:]
 		var remove []cluster

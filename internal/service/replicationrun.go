@@ -26,7 +26,8 @@ import (
 // longer primary so clients reconnect to the new one. While hoard is down the
 // endpoints are down too (the nodes themselves keep serving on their own ports).
 
-// groupFronts are the endpoints of one group.
+// groupFronts are the endpoints of one group: primary and reader, or with
+// cluster mode enabled, the configuration endpoint (in primary).
 type groupFronts struct {
 	primary, reader *front.Front
 }
@@ -75,6 +76,13 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 		return err
 	}
 	if g.Status == statusDeleting {
+		if g.ClusterMode && len(members) > 0 && members[0].Status != statusDeleting {
+			// Members stop once the final snapshot, which needs them, is done.
+			if g.FinalSnapshot != "" && s.snapshotJobs.isRunning(g.caller().scope()+g.FinalSnapshot) {
+				return nil
+			}
+			return s.store.Update(func(tx *store.Tx) error { return markMembersDeleting(tx, members) })
+		}
 		if len(members) > 0 {
 			return nil // the cluster reconciler is stopping them
 		}
@@ -88,6 +96,9 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 			}
 			return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "Replication group %s deleted", g.ID)
 		})
+	}
+	if g.ClusterMode {
+		return s.reconcileShards(ctx, g, members)
 	}
 	drv, ok := s.cfg.Drivers[g.Engine].(engine.Replicator)
 	if !ok || len(members) == 0 {
@@ -389,12 +400,37 @@ func sameSet(a, b []string) bool {
 	return true
 }
 
+// serveConfig makes a group's configuration endpoint (cluster mode enabled)
+// forward to addrs, its node groups' primaries, starting it if needed.
+func (fs *frontSet) serveConfig(g *replicationGroup, host string, addrs []string, log *slog.Logger) error {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.all == nil {
+		fs.all = map[string]*groupFronts{}
+	}
+	gf := fs.all[g.key()]
+	if gf == nil {
+		f, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.ConfigPort)), addrs, front.WithLogger(log.With("group", g.key())))
+		if err != nil {
+			return fmt.Errorf("configuration endpoint: %w", err)
+		}
+		fs.all[g.key()] = &groupFronts{primary: f}
+		return nil
+	}
+	if !sameSet(gf.primary.Backends(), addrs) {
+		gf.primary.SetBackends(addrs)
+	}
+	return nil
+}
+
 func (fs *frontSet) close(key string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if gf := fs.all[key]; gf != nil {
 		gf.primary.Close()
-		gf.reader.Close()
+		if gf.reader != nil {
+			gf.reader.Close()
+		}
 		delete(fs.all, key)
 	}
 }
@@ -434,10 +470,15 @@ func (s *Service) TestFailover(ctx context.Context, in *ecapi.TestFailoverMessag
 		return nil, err
 	}
 	switch {
-	case in.NodeGroupId != "0001":
-		return nil, ecapi.NodeGroupNotFoundFault.Errorf("Replication group %s has no node group %s (it has 0001).", g.ID, in.NodeGroupId)
+	case !g.hasShard(in.NodeGroupId):
+		return nil, ecapi.NodeGroupNotFoundFault.Errorf("Replication group %s has no node group %s.", g.ID, in.NodeGroupId)
 	case g.Status != statusAvailable:
 		return nil, ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
+	case g.ClusterMode:
+		if err := s.shardFailover(ctx, g, members, in.NodeGroupId); err != nil {
+			return nil, err
+		}
+		return &ecapi.TestFailoverResult{ReplicationGroup: s.describeGroup(g)}, nil
 	case !g.AutomaticFailover:
 		return nil, ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s does not have automatic failover enabled.", g.ID)
 	case len(members) < 2:

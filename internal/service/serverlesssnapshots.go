@@ -192,7 +192,7 @@ func (s *Service) captureServerless(ctx context.Context, sn *serverlessSnapshot)
 	if err != nil {
 		return err
 	}
-	return s.capture(ctx, cl, sn.Nodes, s.serverlessSnapshotDir(sn), sn.KmsKeyID)
+	return s.capture(ctx, nodesOf(cl), sn.Nodes, s.serverlessSnapshotDir(sn), sn.KmsKeyID)
 }
 
 // finishServerlessSnapshot records a snapshot's outcome and gives its cache back.

@@ -91,6 +91,8 @@ type Service struct {
 	primaryMisses missCounter
 	// groupLocks serialise what repoints a replication group's nodes.
 	groupLocks keyLocks
+	// reshardJobs are the slot migrations running, by group key.
+	reshardJobs jobSet
 }
 
 // New returns a service over an open store. Call Run to start the reconciler.

@@ -79,6 +79,26 @@ func (s *Service) takeSnapshot(ctx context.Context, sn *snapshot) {
 // captureNodes streams each node's data into a staging directory, checksums it,
 // and moves the directory into place only when every node is captured.
 func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
+	if sn.ClusterID == "" { // a group with cluster mode enabled: a node per shard, each of its own member
+		members := map[string]*cluster{}
+		err := s.store.View(func(tx *store.Tx) error {
+			for _, ns := range sn.Nodes {
+				cl, err := loadCluster(tx, sn.caller(), ns.ClusterID)
+				if err != nil {
+					return err
+				}
+				members[ns.ClusterID] = cl
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return s.capture(ctx, func(ns *nodeSnapshot) (*cluster, *node) {
+			cl := members[ns.ClusterID]
+			return cl, cl.node("0001")
+		}, sn.Nodes, s.snapshotDir(sn), sn.KmsKeyID)
+	}
 	var cl *cluster
 	err := s.store.View(func(tx *store.Tx) (err error) {
 		cl, err = loadCluster(tx, sn.caller(), sn.ClusterID)
@@ -87,25 +107,31 @@ func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
 	if err != nil {
 		return err
 	}
-	return s.capture(ctx, cl, sn.Nodes, s.snapshotDir(sn), sn.KmsKeyID)
+	return s.capture(ctx, nodesOf(cl), sn.Nodes, s.snapshotDir(sn), sn.KmsKeyID)
 }
 
-// capture writes each listed node's data (an RDB, or a memcached dump) to
+// nodesOf finds a snapshot's nodes in cluster cl, by node ID.
+func nodesOf(cl *cluster) func(ns *nodeSnapshot) (*cluster, *node) {
+	return func(ns *nodeSnapshot) (*cluster, *node) { return cl, cl.node(ns.NodeID) }
+}
+
+// capture writes each listed node's data (an RDB, or a memcached dump; source
+// finds the node and its cluster) to
 // <final>/<node>.<ext>, encrypted under kmsKey when one is given, and fills in
 // each node's size, checksum and time. It works in <final>.staging and renames
 // the directory into place only when every node is done, so a crash leaves
 // either the whole snapshot or a staging directory to sweep.
-func (s *Service) capture(ctx context.Context, cl *cluster, nodes []nodeSnapshot, final, kmsKey string) error {
-	snapper, ok := s.cfg.Drivers[cl.Engine].(engine.Snapshotter)
-	if !ok {
-		return fmt.Errorf("the %s engine cannot take snapshots", cl.Engine)
-	}
+func (s *Service) capture(ctx context.Context, source func(*nodeSnapshot) (*cluster, *node), nodes []nodeSnapshot, final, kmsKey string) error {
 	return s.writeStaged(final, func(staging string) error {
 		for i := range nodes {
 			ns := &nodes[i]
-			n := cl.node(ns.NodeID)
+			cl, n := source(ns)
 			if n == nil || n.Handle == nil {
 				return fmt.Errorf("node %s is not running", ns.NodeID)
+			}
+			snapper, ok := s.cfg.Drivers[cl.Engine].(engine.Snapshotter)
+			if !ok {
+				return fmt.Errorf("the %s engine cannot take snapshots", cl.Engine)
 			}
 			if err := s.awaitReplicaSynced(ctx, cl, *n.Handle); err != nil {
 				return fmt.Errorf("node %s: %w", ns.NodeID, err)
@@ -206,6 +232,10 @@ func dataFileName(engineName, nodeID string) string {
 // finishSnapshot records a snapshot's outcome and gives its cluster back.
 func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 	c := sn.caller()
+	kind, id, noun := EventsCacheCluster, sn.ClusterID, "cache cluster"
+	if id == "" {
+		kind, id, noun = EventsReplicationGroup, sn.ReplicationGroupID, "replication group"
+	}
 	if captureErr != nil {
 		_ = os.RemoveAll(s.snapshotDir(sn))
 	}
@@ -218,13 +248,13 @@ func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 			if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
 				return err
 			}
-			return s.recordEvent(tx, c, EventsCacheCluster, sn.ClusterID, "Snapshot failed for snapshot with ID '%s' of cache cluster with ID '%s': %v", sn.Name, sn.ClusterID, captureErr)
+			return s.recordEvent(tx, c, kind, id, "Snapshot failed for snapshot with ID '%s' of %s with ID '%s': %v", sn.Name, noun, id, captureErr)
 		}
 		sn.Status = snapshotAvailable
 		if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
 			return err
 		}
-		return s.recordEvent(tx, c, EventsCacheCluster, sn.ClusterID, "Snapshot succeeded for snapshot with ID '%s' of cache cluster with ID '%s'", sn.Name, sn.ClusterID)
+		return s.recordEvent(tx, c, kind, id, "Snapshot succeeded for snapshot with ID '%s' of %s with ID '%s'", sn.Name, noun, id)
 	})
 }
 

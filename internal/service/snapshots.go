@@ -11,6 +11,7 @@ import (
 
 	"github.com/hoardcache/hoard/internal/catalog"
 	"github.com/hoardcache/hoard/internal/ecapi"
+	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/hoardcache/hoard/internal/store"
 )
 
@@ -67,6 +68,10 @@ type nodeSnapshot struct {
 	Size          int64     `json:"size"`
 	Checksum      string    `json:"checksum,omitempty"` // newChecksum of the RDB file
 	SnapshotTaken time.Time `json:"snapshotTaken,omitempty"`
+	// For a group with cluster mode enabled, the data is one shard's: NodeID is
+	// the node group's ID, taken from member ClusterID, and Slots its slots.
+	ClusterID string `json:"clusterId,omitempty"`
+	Slots     string `json:"slots,omitempty"`
 }
 
 func (sn *snapshot) key() string    { return sn.Account + "/" + sn.Region + "/" + sn.Name }
@@ -148,6 +153,21 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 			g, members, err := loadAvailableGroup(tx, c, in.ReplicationGroupId)
 			if err != nil {
 				return err
+			}
+			if g.ClusterMode {
+				if tx.Has(tableSnapshots, c.scope()+name) {
+					return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", name)
+				}
+				if sn, err = s.newShardedSnapshot(g, members, name, sourceManual); err != nil {
+					return err
+				}
+				if in.KmsKeyId != "" {
+					sn.KmsKeyID = in.KmsKeyId
+				}
+				if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
+					return err
+				}
+				return putTags(tx, c.arn("snapshot", name), in.Tags)
 			}
 			group, clusterID = g, snapshottingMember(g, members)
 		}
@@ -320,8 +340,11 @@ func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
 	port := int32(6379)
 	out.Port = &port
 	if sn.ReplicationGroupID != "" {
-		one := int32(1)
-		out.ReplicationGroupId, out.ReplicationGroupDescription, out.NumNodeGroups = sn.ReplicationGroupID, sn.ReplicationGroupDesc, &one
+		shards := int32(1)
+		if sn.ClusterID == "" { // cluster mode enabled: a node snapshot per node group
+			shards = int32(len(sn.Nodes))
+		}
+		out.ReplicationGroupId, out.ReplicationGroupDescription, out.NumNodeGroups = sn.ReplicationGroupID, sn.ReplicationGroupDesc, &shards
 		out.AutomaticFailover = "disabled"
 		if sn.AutomaticFailover {
 			out.AutomaticFailover = "enabled"
@@ -329,7 +352,11 @@ func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
 	}
 	for _, ns := range sn.Nodes {
 		node := ecapi.NodeSnapshot{CacheNodeId: ns.NodeID, CacheNodeCreateTime: ns.NodeCreatedAt, SnapshotCreateTime: ns.SnapshotTaken}
-		if sn.ReplicationGroupID != "" {
+		switch {
+		case sn.ReplicationGroupID != "" && sn.ClusterID == "":
+			node.CacheClusterId, node.NodeGroupId, node.CacheNodeId = ns.ClusterID, ns.NodeID, "0001"
+			node.NodeGroupConfiguration = &ecapi.NodeGroupConfiguration{NodeGroupId: ns.NodeID, Slots: ns.Slots}
+		case sn.ReplicationGroupID != "":
 			node.CacheClusterId, node.NodeGroupId = sn.ClusterID, "0001"
 		}
 		if sn.Status == snapshotAvailable {
@@ -347,4 +374,38 @@ func formatSize(bytes int64) string {
 		return strconv.FormatInt(bytes, 10) + " bytes"
 	}
 	return strconv.FormatFloat(mb, 'f', 0, 64) + " MB"
+}
+
+// newShardedSnapshot describes a snapshot of a group with cluster mode
+// enabled: one RDB per node group, taken from its primary, with the slots it
+// owns, so that a restore puts every key back in a node group owning its slot.
+func (s *Service) newShardedSnapshot(g *replicationGroup, members []cluster, name, source string) (*snapshot, error) {
+	var sn *snapshot
+	for _, sh := range g.Shards {
+		var primary *cluster
+		for i := range members {
+			if m := &members[i]; m.NodeGroupID == sh.ID && m.Role == rolePrimary && m.Status != statusDeleting {
+				primary = m
+			}
+		}
+		if primary == nil || len(primary.Nodes) == 0 {
+			return nil, ecapi.InvalidReplicationGroupStateFault.Errorf("Node group %s of replication group %s has no primary now.", sh.ID, g.ID)
+		}
+		if sn == nil {
+			sn = newSnapshot(primary, name, source, s.now())
+			sn.ClusterID, sn.Nodes = "", nil
+			sn.ReplicationGroupDesc, sn.AutomaticFailover, sn.KmsKeyID = g.Description, g.AutomaticFailover, g.KmsKeyID
+			sn.SnapshotRetentionLimit, sn.SnapshotWindow = g.SnapshotRetentionLimit, g.SnapshotWindow
+		}
+		slots := sh.Slots
+		if len(slots) == 0 {
+			slots = sh.Want
+		}
+		sn.Nodes = append(sn.Nodes, nodeSnapshot{NodeID: sh.ID, NodeCreatedAt: primary.Nodes[0].CreatedAt, ClusterID: primary.ID,
+			Slots: engine.FormatSlotRanges(slots)})
+	}
+	if sn == nil {
+		return nil, ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s has no node groups.", g.ID)
+	}
+	return sn, nil
 }
