@@ -244,6 +244,45 @@ func TestClusterModeGroup(t *testing.T) {
 		t.Fatalf("slots after the failovers %v, want %v", got, wantSlots)
 	}
 
+	// Replica counts per node group: 0003 gets a second replica, which syncs
+	// its slots' keys; then every node group is back to one, and the cluster
+	// forgets the removed nodes.
+	if _, err := c.IncreaseReplicaCount(ctx(t), &elasticache.IncreaseReplicaCountInput{ReplicationGroupId: aws.String("shop"), ApplyImmediately: aws.Bool(true),
+		ReplicaConfiguration: []types.ConfigureShard{{NodeGroupId: aws.String("0003"), NewReplicaCount: aws.Int32(2)}}}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "shop", 60*time.Second)
+	if len(g.MemberClusters) != 7 || len(g.NodeGroups[2].NodeGroupMembers) != 3 {
+		t.Fatalf("after IncreaseReplicaCount: %v", g.MemberClusters)
+	}
+	added := describeCluster(t, c, "shop-0003-003")
+	ac := redisClient(t, added.CacheNodes[0])
+	eventually(t, 20*time.Second, func() string {
+		ac.Do(bg, "READONLY")
+		if n, err := ac.DBSize(bg).Result(); err != nil || n < 2500 {
+			return fmt.Sprintf("the new replica holds %d keys (%v)", n, err)
+		}
+		return ""
+	})
+	if _, err := c.DecreaseReplicaCount(ctx(t), &elasticache.DecreaseReplicaCountInput{ReplicationGroupId: aws.String("shop"), ApplyImmediately: aws.Bool(true),
+		NewReplicaCount: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "shop", 60*time.Second)
+	if len(g.MemberClusters) != 6 {
+		t.Fatalf("after DecreaseReplicaCount: %v", g.MemberClusters)
+	}
+	eventually(t, 20*time.Second, func() string {
+		nodes, err := cc.ClusterNodes(bg).Result()
+		if n := strings.Count(strings.TrimSpace(nodes), "\n") + 1; err != nil || n != 6 {
+			return fmt.Sprintf("the cluster knows %d nodes: %s %v", n, nodes, err)
+		}
+		return ""
+	})
+	_, err = c.DecreaseReplicaCount(ctx(t), &elasticache.DecreaseReplicaCountInput{ReplicationGroupId: aws.String("shop"), ApplyImmediately: aws.Bool(true),
+		ReplicaConfiguration: []types.ConfigureShard{{NodeGroupId: aws.String("0008"), NewReplicaCount: aws.Int32(0)}}})
+	wantAPIError(t, err, "NodeGroupNotFoundFault", 404)
+
 	// Errors.
 	_, err = c.TestFailover(ctx(t), &elasticache.TestFailoverInput{ReplicationGroupId: aws.String("shop"), NodeGroupId: aws.String("0009")})
 	wantAPIError(t, err, "NodeGroupNotFoundFault", 404)

@@ -194,18 +194,22 @@ func (s *Service) modifyGroupSettings(g *replicationGroup, members []cluster, in
 // IncreaseReplicaCount adds replicas until the group has NewReplicaCount.
 func (s *Service) IncreaseReplicaCount(ctx context.Context, in *ecapi.IncreaseReplicaCountMessage) (*ecapi.IncreaseReplicaCountResult, error) {
 	c := CallerOf(ctx)
-	want, err := newReplicaCount(in.NewReplicaCount, in.ReplicaConfiguration)
-	if err != nil {
-		return nil, err
-	}
 	var g *replicationGroup
-	err = s.store.Update(func(tx *store.Tx) error {
+	err := s.store.Update(func(tx *store.Tx) (err error) {
 		var members []cluster
 		if g, members, err = loadAvailableGroup(tx, c, in.ReplicationGroupId); err != nil {
 			return err
 		}
 		if g.ClusterMode {
-			return apierr.NotImplemented.Errorf("hoard does not change the replica count of a replication group with cluster mode enabled yet.")
+			if err := s.increaseShardReplicas(tx, c, g, members, in); err != nil {
+				return err
+			}
+			g.Status = statusModifying
+			return tx.Put(tableGroups, g.key(), g)
+		}
+		want, err := newReplicaCount(in.NewReplicaCount, in.ReplicaConfiguration)
+		if err != nil {
+			return err
 		}
 		have := len(members) - 1
 		switch {
@@ -254,7 +258,11 @@ func (s *Service) DecreaseReplicaCount(ctx context.Context, in *ecapi.DecreaseRe
 			return err
 		}
 		if g.ClusterMode {
-			return apierr.NotImplemented.Errorf("hoard does not change the replica count of a replication group with cluster mode enabled yet.")
+			if err := decreaseShardReplicas(tx, g, members, in); err != nil {
+				return err
+			}
+			g.Status = statusModifying
+			return tx.Put(tableGroups, g.key(), g)
 		}
 		replicas := members[1:]
 		var remove []cluster
