@@ -97,3 +97,36 @@ func TestAWSCLI(t *testing.T) {
 		t.Fatalf("deleting a default group through the CLI: err %v, stderr %s", err, stderr)
 	}
 }
+
+// TestAWSCLIClusterMode runs the README's cluster-mode quickstart with the AWS
+// CLI: create, wait, reshard, wait (the CLI's waiter polls
+// DescribeReplicationGroups as waiters-2.json says).
+func TestAWSCLIClusterMode(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	run := func(out any, args ...string) {
+		t.Helper()
+		if stderr, err := awsCLI(t, h, out, append([]string{"elasticache"}, args...)...); err != nil {
+			t.Fatalf("aws elasticache %s: %v\n%s", strings.Join(args, " "), err, stderr)
+		}
+	}
+	run(nil, "create-replication-group", "--replication-group-id", "shop", "--replication-group-description", "catalogue",
+		"--engine", "redis", "--cache-node-type", "cache.t3.micro", "--num-node-groups", "3", "--replicas-per-node-group", "1")
+	run(nil, "wait", "replication-group-available", "--replication-group-id", "shop")
+	var out struct {
+		ReplicationGroups []struct {
+			Status                string
+			ConfigurationEndpoint struct{ Port int }
+			NodeGroups            []struct{ NodeGroupId, Slots string }
+		}
+	}
+	run(&out, "describe-replication-groups", "--replication-group-id", "shop")
+	if g := out.ReplicationGroups[0]; g.Status != "available" || g.ConfigurationEndpoint.Port == 0 || len(g.NodeGroups) != 3 {
+		t.Fatalf("after create: %+v", g)
+	}
+	run(nil, "modify-replication-group-shard-configuration", "--replication-group-id", "shop", "--node-group-count", "4", "--apply-immediately")
+	run(nil, "wait", "replication-group-available", "--replication-group-id", "shop")
+	run(&out, "describe-replication-groups", "--replication-group-id", "shop")
+	if g := out.ReplicationGroups[0]; g.Status != "available" || len(g.NodeGroups) != 4 || g.NodeGroups[3].Slots == "" {
+		t.Fatalf("after resharding: %+v", g)
+	}
+}
