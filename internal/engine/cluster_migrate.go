@@ -125,10 +125,12 @@ func (d *redisDriver) ClusterMigrateSlots(ctx context.Context, src, dst Handle, 
 		}
 		// A migration to or from another node may have moved some keys
 		// there: taking the slot over would strand them.
-		if to, ok := m.srcSelf.migrating[s]; ok && to != m.dst.id {
+		// Unless that node is no longer a live primary: a failover replaced
+		// it mid-migration, and its replica — now src or dst — has its data.
+		if to, ok := m.srcSelf.migrating[s]; ok && to != m.dst.id && m.srcSelf.livePrimary[to] {
 			return 0, fmt.Errorf("slot %d: %s is migrating it to node %s", s, m.src.addr(), to)
 		}
-		if from, ok := m.dstSelf.importing[s]; ok && from != m.src.id {
+		if from, ok := m.dstSelf.importing[s]; ok && from != m.src.id && m.dstSelf.livePrimary[from] {
 			return 0, fmt.Errorf("slot %d: %s is importing it from node %s", s, m.dst.addr(), from)
 		}
 		moving = append(moving, s)
@@ -221,6 +223,8 @@ type nodeSelf struct {
 	owns      []bool         // by slot
 	migrating map[int]string // slot: the node ID it is migrating to
 	importing map[int]string // slot: the node ID it is importing from
+	// livePrimary: the nodes it knows as primaries not failing, by node ID.
+	livePrimary map[string]bool
 }
 
 func (n *slotNode) self(ctx context.Context) (nodeSelf, error) {
@@ -273,6 +277,7 @@ func parseNodeSelf(text string) (nodeSelf, error) {
 				}
 			}
 		}
+		s.livePrimary = livePrimaries(text)
 		return s, nil
 	}
 	return nodeSelf{}, errors.New("no line for the node itself")
@@ -528,4 +533,21 @@ func (m *migration) migrateBatches(ctx context.Context, batches []keyBatch) (int
 		batches = batches[end:]
 	}
 	return moved, nil
+}
+
+// livePrimaries lists the node IDs CLUSTER NODES shows as primaries that are
+// not failing (flags master, without fail or fail?).
+func livePrimaries(text string) map[string]bool {
+	out := map[string]bool{}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		flags := "," + f[2] + ","
+		if strings.Contains(flags, ",master,") && !strings.Contains(flags, ",fail,") && !strings.Contains(flags, ",fail?,") {
+			out[f[0]] = true
+		}
+	}
+	return out
 }
