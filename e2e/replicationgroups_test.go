@@ -390,6 +390,37 @@ func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A larger node type reaches every member's maxmemory at runtime: no data lost.
+	memberMax := func() []string {
+		var out []string
+		for _, m := range g.NodeGroups[0].NodeGroupMembers {
+			out = append(out, configGet(t, endpointClient(t, m.ReadEndpoint), "maxmemory"))
+		}
+		return out
+	}
+	small := memberMax()
+	if _, err := c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"),
+		CacheNodeType: aws.String("cache.m5.large"), EngineVersion: aws.String(aws.ToString(describeCluster(t, c, "rg-001").EngineVersion)), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroup(t, c, "rg")
+	if aws.ToString(g.CacheNodeType) != "cache.m5.large" || aws.ToString(describeCluster(t, c, "rg-002").CacheNodeType) != "cache.m5.large" {
+		t.Fatalf("after the node type change: %s", aws.ToString(g.CacheNodeType))
+	}
+	eventually(t, 10*time.Second, func() string {
+		if large := memberMax(); large[0] == small[0] || large[0] != large[1] {
+			return fmt.Sprintf("maxmemory %v, was %v", large, small)
+		}
+		return ""
+	})
+	if n, err := writer.DBSize(bg).Result(); err != nil || n == 0 {
+		t.Fatalf("after the node type change the primary holds %d keys (%v)", n, err)
+	}
+	_, err = c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"), EngineVersion: aws.String("2.8"), ApplyImmediately: aws.Bool(true)})
+	wantAPIError(t, err, "InvalidParameterValue", 400)
+	_, err = c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"), CacheNodeType: aws.String("cache.x9.huge"), ApplyImmediately: aws.Bool(true)})
+	wantAPIError(t, err, "InvalidParameterValue", 400)
+
 	// A manual snapshot of the group, exported, restored into a new group.
 	if _, err := c.CreateSnapshot(ctx(t), &elasticache.CreateSnapshotInput{ReplicationGroupId: aws.String("rg"), SnapshotName: aws.String("rg-snap")}); err != nil {
 		t.Fatal(err)

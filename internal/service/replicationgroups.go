@@ -569,7 +569,10 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 		IpDiscovery: "ipv4", ClusterMode: "disabled", Engine: g.Engine,
 	}
 	if len(members) > 0 {
-		out.AutoMinorVersionUpgrade = members[0].AutoMinorVersionUpgrade
+		// Members change node type together (at once, or each in its
+		// maintenance window): the group shows what its members run.
+		// (A pending change shows on the members' PendingModifiedValues.)
+		out.AutoMinorVersionUpgrade, out.CacheNodeType = members[0].AutoMinorVersionUpgrade, members[0].NodeType
 	}
 	if g.SnapshotRetentionLimit > 0 {
 		out.SnapshottingClusterId = snapshottingMember(g, members)

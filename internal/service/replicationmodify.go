@@ -22,8 +22,6 @@ import (
 func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyReplicationGroupMessage) (*ecapi.ModifyReplicationGroupResult, error) {
 	c := CallerOf(ctx)
 	switch {
-	case in.Engine != "" || in.EngineVersion != "" || in.CacheNodeType != "":
-		return nil, apierr.NotImplemented.Errorf("hoard does not change a replication group's engine, engine version or node type yet.")
 	case in.AuthToken != "" || in.TransitEncryptionEnabled != nil || in.ClusterMode != "":
 		return nil, apierr.NotImplemented.Errorf("hoard does not implement AUTH tokens, in-transit encryption or cluster mode changes yet.")
 	case len(in.UserGroupIdsToAdd) > 0:
@@ -57,6 +55,9 @@ func (s *Service) ModifyReplicationGroup(ctx context.Context, in *ecapi.ModifyRe
 			return err
 		}
 		if err := s.modifyGroupSettings(g, members, in); err != nil {
+			return err
+		}
+		if err := s.modifyGroupEngine(g, members, in); err != nil {
 			return err
 		}
 		if in.PrimaryClusterId != "" && !strings.EqualFold(in.PrimaryClusterId, members[0].ID) {
@@ -153,6 +154,47 @@ func (s *Service) checkSwitchover(ctx context.Context, c Caller, groupID, target
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// modifyGroupEngine applies a node type change to every member: the node type
+// sets maxmemory and its kin, which the reconciler applies to the running
+// nodes (CONFIG SET), so the data stays; at once with ApplyImmediately, else
+// in each member's maintenance window. An engine version is accepted when it is
+// the version the group runs: hoard runs one binary per engine, so there is
+// nothing to upgrade to.
+func (s *Service) modifyGroupEngine(g *replicationGroup, members []cluster, in *ecapi.ModifyReplicationGroupMessage) error {
+	if in.Engine != "" && !strings.EqualFold(in.Engine, g.Engine) {
+		return apierr.NotImplemented.Errorf("hoard does not change a replication group's engine (%s to %s) yet.", g.Engine, in.Engine)
+	}
+	if in.EngineVersion != "" {
+		ev, err := s.engineVersion(g.Engine, in.EngineVersion)
+		if err != nil {
+			return err
+		}
+		if ev.Version != g.EngineVersion {
+			return apierr.NotImplemented.Errorf("hoard does not upgrade a replication group's engine version (%s to %s) yet.", g.EngineVersion, ev.Version)
+		}
+	}
+	if in.CacheNodeType == "" || in.CacheNodeType == g.NodeType || len(members) == 0 {
+		return nil
+	}
+	family, _ := catalog.Lookup(members[0].Family)
+	if err := validateNodeType(family, in.CacheNodeType); err != nil {
+		return err
+	}
+	for i := range members {
+		m := &members[i]
+		if in.ApplyImmediately {
+			m.NodeType, m.Status = in.CacheNodeType, statusModifying
+			g.NodeType, g.Status = in.CacheNodeType, statusModifying
+		} else {
+			if m.Pending == nil {
+				m.Pending = &pending{}
+			}
+			m.Pending.NodeType = in.CacheNodeType
+		}
+	}
+	return nil
 }
 
 // modifyGroupSettings applies the group-level settings of a modification.
