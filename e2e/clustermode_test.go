@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -664,4 +666,72 @@ func TestClusterModeSnapshots(t *testing.T) {
 	})
 	again := create("orders-again", &elasticache.CreateReplicationGroupInput{SnapshotName: aws.String("orders-final")})
 	checkRestored(t, clusterClient(t, again), want)
+}
+
+// TestClusterModeNodeThatCannotStart: nodes that fail to start while a group
+// grows (new replicas, a resharding's new node group) are removed again, with
+// an event, and the group settles as it was, every key kept.
+func TestClusterModeNodeThatCannotStart(t *testing.T) {
+	real, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server is not installed")
+	}
+	dir := t.TempDir()
+	flag := filepath.Join(dir, "broken")
+	wrapper := filepath.Join(dir, "redis-server")
+	script := fmt.Sprintf("#!/bin/sh\nif [ -e %s ] && [ \"$1\" != --version ]; then echo 'FATAL: cannot start: disk full' >&2; exit 1; fi\nexec %s \"$@\"\n", flag, real)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := startHoard(t, fastReconcile, withArgs("--redis-server", wrapper))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.stderr.String())
+		}
+	})
+	c := h.client("us-east-1")
+	if _, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("fragile"),
+		ReplicationGroupDescription: aws.String("x"), CacheNodeType: aws.String("cache.t3.micro"), NumNodeGroups: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	g := waitGroupWithin(t, c, "fragile", 60*time.Second)
+	cc := clusterClient(t, g)
+	want := fillCluster(t, cc, 2000)
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IncreaseReplicaCount(ctx(t), &elasticache.IncreaseReplicaCountInput{ReplicationGroupId: aws.String("fragile"),
+		NewReplicaCount: aws.Int32(1), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "fragile", 60*time.Second)
+	if len(g.MemberClusters) != 2 {
+		t.Fatalf("members after the failed replicas: %v", g.MemberClusters)
+	}
+	if _, err := c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
+		ReplicationGroupId: aws.String("fragile"), NodeGroupCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "fragile", 60*time.Second)
+	if got := shardSlots(g); fmt.Sprint(got) != fmt.Sprint(map[string]string{"0001": "0-8191", "0002": "8192-16383"}) || len(g.MemberClusters) != 2 {
+		t.Fatalf("after the failed resharding: slots %v, members %v", got, g.MemberClusters)
+	}
+	if msgs := groupEvents(t, c, "fragile"); !strings.Contains(strings.Join(msgs, "\n"), "disk full") {
+		t.Errorf("no event says why the nodes were removed: %v", msgs)
+	}
+	checkRestored(t, cc, want)
+
+	// Once nodes start again, the same resharding goes through.
+	if err := os.Remove(flag); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
+		ReplicationGroupId: aws.String("fragile"), NodeGroupCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "fragile", 60*time.Second)
+	if len(g.NodeGroups) != 3 {
+		t.Fatalf("node groups: %+v", g.NodeGroups)
+	}
+	checkRestored(t, cc, want)
 }

@@ -67,6 +67,9 @@ type Clusterer interface {
 	// ID given) and importing (from the node ID given): what an interrupted
 	// ClusterMigrateSlots leaves behind.
 	ClusterOpenSlots(ctx context.Context, h Handle) (migrating, importing map[int]string, err error)
+	// ClusterStableSlots clears the node's migrating or importing state of
+	// the slots (CLUSTER SETSLOT STABLE), without touching their keys.
+	ClusterStableSlots(ctx context.Context, h Handle, slots []int) error
 	// ClusterState reports the cluster as the node sees it (CLUSTER INFO, and
 	// CLUSTER SHARDS or, on engines without it, CLUSTER NODES).
 	ClusterState(ctx context.Context, h Handle) (ClusterView, error)

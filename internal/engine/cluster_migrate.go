@@ -551,3 +551,27 @@ func livePrimaries(text string) map[string]bool {
 	}
 	return out
 }
+
+// ClusterStableSlots runs CLUSTER SETSLOT s STABLE for each slot, pipelined.
+func (d *redisDriver) ClusterStableSlots(ctx context.Context, h Handle, slots []int) error {
+	if len(slots) == 0 {
+		return nil
+	}
+	c, cluster, _, err := clusterConn(h)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, s := range slots {
+			p.Do(ctx, cluster, "SETSLOT", s, "STABLE")
+		}
+		return nil
+	})
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			return clusterErr(h, "SETSLOT STABLE", cmd.Err())
+		}
+	}
+	return err
+}

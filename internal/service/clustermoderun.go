@@ -49,6 +49,9 @@ func (s *Service) reconcileShards(ctx context.Context, g *replicationGroup, memb
 	if err := p.save(); err != nil {
 		return err
 	}
+	if err := p.abandonFailed(); err != nil {
+		return err
+	}
 	if p.viewOK {
 		if err := p.dropDrained(); err != nil {
 			return err
@@ -372,8 +375,10 @@ func (p *shardPass) assignSlots(ctx context.Context) {
 		if !ok {
 			continue
 		}
+		// "already busy": the node took them in an earlier pass and the view
+		// has not heard yet.
 		if err := p.drv.ClusterAddSlots(ctx, h, slotRanges(slots)); err != nil {
-			p.s.log.Warn("cluster addslots", "group", p.g.key(), "node group", shardID, "error", err)
+			p.s.log.Debug("cluster addslots", "group", p.g.key(), "node group", shardID, "error", err)
 		}
 	}
 	// The record shows the slots as the cluster has them.
@@ -479,7 +484,9 @@ func (p *shardPass) dropDrained() error {
 		for i := range p.members {
 			if m := &p.members[i]; m.NodeGroupID == sh.ID {
 				left++
-				busy = busy || m.Status != statusDeleting && (p.ids[m.ID] == "" || owners[p.ids[m.ID]])
+				// A member not yet started may still get slots; one that
+				// failed to start never will.
+				busy = busy || m.Status != statusDeleting && m.Status != statusFailed && (p.ids[m.ID] == "" || owners[p.ids[m.ID]])
 			}
 		}
 		switch {
@@ -524,6 +531,73 @@ func (p *shardPass) dropDrained() error {
 		}
 		fresh.Shards = kept
 		return tx.Put(tableGroups, fresh.key(), fresh)
+	})
+}
+
+// abandonFailed recovers a modifying group from members whose node failed to
+// start (IncreaseReplicaCount, or a resharding's new node groups): a failed
+// replica is deleted; a node group whose primary failed is removed again, its
+// slots planned back over the others — the resharding then moves them, and the
+// group settles without it. Events say what happened.
+func (p *shardPass) abandonFailed() error {
+	if p.g.Status != statusModifying {
+		return nil
+	}
+	var failed []cluster
+	for _, m := range p.members {
+		if m.Status == statusFailed {
+			failed = append(failed, m)
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	return p.s.store.Update(func(tx *store.Tx) error {
+		c := p.g.caller()
+		g, err := loadGroupRecord(tx, c, p.g.ID)
+		if err != nil {
+			return err
+		}
+		dropped := map[string]bool{}
+		for _, m := range failed {
+			if err := p.s.recordEvent(tx, c, EventsReplicationGroup, g.ID, "Member %s of node group %s failed to start (%s); removing it", m.ID, m.NodeGroupID, m.FailureReason); err != nil {
+				return err
+			}
+			if m.Role == rolePrimary {
+				dropped[m.NodeGroupID] = true
+			}
+		}
+		if len(dropped) > 0 {
+			current := map[string][]engine.SlotRange{}
+			var keep []string
+			for _, sh := range g.Shards {
+				current[sh.ID] = sh.Want
+				if !sh.Remove && !dropped[sh.ID] {
+					keep = append(keep, sh.ID)
+				}
+			}
+			if len(keep) == 0 {
+				return nil // nothing to fall back on: the group stays as it is
+			}
+			want := rebalance(current, keep)
+			for i := range g.Shards {
+				sh := &g.Shards[i]
+				sh.Remove = sh.Remove || dropped[sh.ID]
+				g.SlotsToMove += slotCount(sh.Want) - slotCount(intersect(sh.Want, want[sh.ID]))
+				sh.Want = want[sh.ID]
+			}
+			g.SlotsLeft = g.SlotsToMove
+			if err := tx.Put(tableGroups, g.key(), g); err != nil {
+				return err
+			}
+		}
+		var replicas []cluster
+		for _, m := range failed {
+			if m.Role != rolePrimary {
+				replicas = append(replicas, m)
+			}
+		}
+		return markMembersDeleting(tx, replicas)
 	})
 }
 

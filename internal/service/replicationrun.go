@@ -314,6 +314,14 @@ func (s *Service) settleGroup(ctx context.Context, drv engine.Replicator, g *rep
 		if m.Status == statusFailed && g.Status == statusCreating {
 			return s.setGroupStatus(g, statusFailed, fmt.Sprintf("Failed to create replication group %s: member %s failed: %s", g.ID, m.ID, m.FailureReason))
 		}
+		if m.Status == statusFailed { // a replica added to the group that could not start
+			return s.store.Update(func(tx *store.Tx) error {
+				if err := s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "Member %s failed to start (%s); removing it", m.ID, m.FailureReason); err != nil {
+					return err
+				}
+				return markMembersDeleting(tx, []cluster{m})
+			})
+		}
 		if m.Status != statusAvailable || len(m.Nodes) == 0 || m.Nodes[0].Handle == nil {
 			return nil
 		}

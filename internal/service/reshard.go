@@ -361,14 +361,51 @@ func (s *Service) migrationPlan(ctx context.Context, c Caller, groupID string) (
 		if !ok1 || !ok2 {
 			return nil, nil, nil, fmt.Errorf("slots %v: node %s or %s is not running", slotRanges(sortedInts(slots)), pr.src, pr.dst)
 		}
-		// A node that has just joined learns the slot map from gossip; until
-		// it finds the cluster ok it refuses the keys (CLUSTERDOWN).
-		if v, err := drv.ClusterState(ctx, dst); err != nil || v.State != "ok" {
-			return nil, nil, nil, fmt.Errorf("%w: node %s has not joined the cluster yet", errNotReady, pr.dst)
+		if err := s.awaitSlotMap(ctx, drv, dst); err != nil {
+			return nil, nil, nil, fmt.Errorf("node %s: %w", pr.dst, err)
 		}
 		moves = append(moves, slotMove{src: src, dst: dst, slots: sortedInts(slots)})
 	}
 	return drv, moves, primaries, nil
+}
+
+// awaitSlotMap returns errNotReady until node h knows the owner of every
+// slot. A node that has just joined learns the slot map from each primary's
+// own messages: until then it refuses keys of a slot it sees unowned
+// (CLUSTERDOWN), and redis never applies an owner's claim to a slot the node
+// is importing — so a slot set importing before the owner's claim arrived
+// would stay unowned for good. Such slots are made stable again, to be
+// claimed at the owner's next message and imported afresh.
+func (s *Service) awaitSlotMap(ctx context.Context, drv engine.Clusterer, h engine.Handle) error {
+	v, err := drv.ClusterState(ctx, h)
+	if err != nil {
+		return err
+	}
+	owned := make([]bool, engine.ClusterSlots)
+	n := 0
+	for _, sh := range v.Shards {
+		for _, r := range sh.Slots {
+			for slot := r.Start; slot <= r.End; slot++ {
+				owned[slot] = true
+				n++
+			}
+		}
+	}
+	if n == engine.ClusterSlots {
+		return nil
+	}
+	if _, importing, err := drv.ClusterOpenSlots(ctx, h); err == nil {
+		var stuck []int
+		for slot := range importing {
+			if !owned[slot] {
+				stuck = append(stuck, slot)
+			}
+		}
+		if err := drv.ClusterStableSlots(ctx, h, stuck); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("%w: it knows the owner of %d of %d slots", errNotReady, n, engine.ClusterSlots)
 }
 
 func sortedInts(v []int) []int {
