@@ -389,6 +389,12 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 	if !set["repl-diskless-sync-delay"] {
 		line("repl-diskless-sync-delay", "0")
 	}
+	// In a cluster, hoard places every replica (its node group's record says
+	// whose replica it is); redis moving replicas to orphaned primaries on its
+	// own would fight that, each move a full resync.
+	if spec.Params["cluster-enabled"] == "yes" {
+		line("cluster-migration-barrier", "999")
+	}
 	// A node restored from a seed RDB starts with the AOF off, whatever its
 	// parameters: with appendonly on redis would load the (missing or old)
 	// AOF instead of the seed. Start turns the AOF on once the seed is loaded.

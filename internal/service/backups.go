@@ -86,7 +86,7 @@ func (s *Service) startGroupSnapshot(ctx context.Context, g *replicationGroup, d
 			if sn, err = s.newShardedSnapshot(fresh, members, name, sourceAutomated); err != nil {
 				return err
 			}
-			return tx.Put(tableSnapshots, sn.key(), sn)
+			return beginShardedSnapshot(tx, fresh, sn)
 		}
 		cl, err := loadCluster(tx, c, snapshottingMember(fresh, members))
 		if err != nil || cl.Status != statusAvailable {

@@ -108,8 +108,11 @@ func shardRequests(in *ecapi.CreateReplicationGroupMessage, from *snapshot) ([]s
 	case n == 0:
 		n = 1
 	}
-	if n < 1 || n > maxShards {
-		return nil, ecapi.InvalidParameterValueException.Errorf("NumNodeGroups must be between 1 and %d; it was %d.", maxShards, n)
+	switch {
+	case n < 1:
+		return nil, ecapi.InvalidParameterValueException.Errorf("NumNodeGroups must be at least 1; it was %d.", n)
+	case n > maxShards:
+		return nil, ecapi.NodeGroupsPerReplicationGroupQuotaExceededFault.Errorf("A replication group has at most %d node groups; %d were asked for.", maxShards, n)
 	}
 	if in.NumCacheClusters != nil && n > 1 {
 		return nil, ecapi.InvalidParameterCombinationException.Errorf("NumCacheClusters is for a single node group; use ReplicasPerNodeGroup with NumNodeGroups.")
@@ -324,7 +327,7 @@ func (s *Service) describeShards(g *replicationGroup, members []cluster, out *ec
 		out.NodeGroups = append(out.NodeGroups, ng)
 	}
 	if g.Status == statusModifying && g.SlotsToMove > 0 {
-		done := float64(g.SlotsToMove-g.SlotsLeft) * 100 / float64(g.SlotsToMove)
+		done := min(max(float64(g.SlotsToMove-g.SlotsLeft)*100/float64(g.SlotsToMove), 0), 100)
 		out.PendingModifiedValues.Resharding = &ecapi.ReshardingStatus{SlotMigration: &ecapi.SlotMigration{ProgressPercentage: &done}}
 	}
 }
@@ -415,37 +418,40 @@ func (s *Service) createShardedGroup(ctx context.Context, in *ecapi.CreateReplic
 }
 
 // deleteShardedGroup marks a group with cluster mode enabled deleting. With a
-// final snapshot, the snapshot is recorded and its job registered here (the
-// caller starts it), and the members are marked deleting only once it is done
-// (reconcileGroup), since it needs every node group's primary.
-func (s *Service) deleteShardedGroup(tx *store.Tx, g *replicationGroup, members []cluster, in *ecapi.DeleteReplicationGroupMessage, final string) (*snapshot, error) {
+// final snapshot, the members stay until the reconciler has taken it
+// (finalShardedSnapshot), since it needs every node group's primary.
+func deleteShardedGroup(tx *store.Tx, g *replicationGroup, members []cluster, in *ecapi.DeleteReplicationGroupMessage, final string) error {
 	c := g.caller()
 	if in.RetainPrimaryCluster != nil && *in.RetainPrimaryCluster {
-		return nil, ecapi.InvalidParameterCombinationException.Errorf("RetainPrimaryCluster is for groups with cluster mode disabled.")
+		return ecapi.InvalidParameterCombinationException.Errorf("RetainPrimaryCluster is for groups with cluster mode disabled.")
 	}
-	var sn *snapshot
-	if final != "" {
-		if tx.Has(tableSnapshots, c.scope()+final) {
-			return nil, ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", final)
-		}
-		var err error
-		if sn, err = s.newShardedSnapshot(g, members, final, sourceManual); err != nil {
-			return nil, err
-		}
-		if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
-			return nil, err
-		}
-		s.snapshotJobs.begin(sn.key())
-		g.FinalSnapshot = final
+	if final != "" && tx.Has(tableSnapshots, c.scope()+final) {
+		return ecapi.SnapshotAlreadyExistsFault.Errorf("Snapshot %s already exists.", final)
 	}
-	g.Status = statusDeleting
+	g.Status, g.FinalSnapshot = statusDeleting, final
 	if err := tx.Put(tableGroups, g.key(), g); err != nil {
-		return nil, err
+		return err
 	}
-	if sn == nil {
-		return nil, markMembersDeleting(tx, members)
+	if final == "" {
+		return markMembersDeleting(tx, members)
 	}
-	return sn, nil
+	return nil
+}
+
+// finalShardedSnapshot takes a deleting group's final snapshot, once, as a
+// job, and reports whether it is done (available, or failed: the deletion goes
+// on). One that a crash cut short is taken again, the nodes still running.
+func (s *Service) finalShardedSnapshot(ctx context.Context, g *replicationGroup, members []cluster) (bool, error) {
+	sn, err := s.newShardedSnapshot(g, members, g.FinalSnapshot, sourceManual)
+	if err != nil {
+		s.log.Error("final snapshot", "group", g.key(), "error", err)
+		return true, s.store.Update(func(tx *store.Tx) error {
+			return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "Final snapshot %s not taken: %v", g.FinalSnapshot, err)
+		})
+	}
+	return s.finalSnapshotJob(tableSnapshots, sn.key(), sn.key(), sn, func() {
+		s.takeSnapshot(context.WithoutCancel(ctx), sn)
+	})
 }
 
 // markMembersDeleting marks every member deleting; the cluster reconciler stops them.

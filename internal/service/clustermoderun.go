@@ -34,11 +34,11 @@ func (s *Service) reconcileShards(ctx context.Context, g *replicationGroup, memb
 		return fmt.Errorf("the %s engine has no cluster mode", g.Engine)
 	}
 	p := &shardPass{s: s, drv: drv, g: g, members: members, handles: map[string]engine.Handle{}, ids: map[string]string{}}
-	if failedOver, err := p.replaceDeadPrimaries(ctx); failedOver || err != nil {
-		return err // the next pass sees the cluster after the takeover
-	}
 	p.learnIDs(ctx)
 	if p.readView(ctx) {
+		if failedOver, err := p.replaceDeadPrimaries(ctx); failedOver || err != nil {
+			return err // the next pass sees the cluster after the takeover
+		}
 		p.join(ctx)
 		p.alignRoles(ctx)
 		p.assignSlots(ctx)
@@ -52,7 +52,7 @@ func (s *Service) reconcileShards(ctx context.Context, g *replicationGroup, memb
 	if err := p.abandonFailed(); err != nil {
 		return err
 	}
-	if p.viewOK {
+	if p.viewTrusted {
 		if err := p.dropDrained(); err != nil {
 			return err
 		}
@@ -81,7 +81,11 @@ type shardPass struct {
 	primaries map[string]string             // each node group's primary member ID
 	misplaced int                           // slots owned by another node group than the one that wants them
 	viewOK    bool
-	anchor    engine.Handle // the live node the view was read from
+	// viewTrusted: the view comes from a node that owns slots and finds the
+	// cluster ok, not from a fallback; only such a view may drive what cannot
+	// be undone (forgetting nodes, removing drained node groups).
+	viewTrusted bool
+	anchor      engine.Handle // the live node the view was read from
 	// groupDirty: the pass changed the group's record (the slots it reports).
 	groupDirty bool
 }
@@ -113,9 +117,13 @@ func (p *shardPass) shardMembers(id string) []*cluster {
 }
 
 // replaceDeadPrimaries promotes a replica in each node group whose held
-// primary has failed failoverAfter probes in a row.
+// primary has failed failoverAfter probes in a row: of the live members the
+// cluster shows replicating that very primary, the one with the most
+// replicated data. A node group being removed has given its slots away: its
+// primary is let go instead.
 func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 	acted := false
+	rep, _ := p.s.cfg.Drivers[p.g.Engine].(engine.Replicator)
 	for _, sh := range p.g.Shards {
 		ms := p.shardMembers(sh.ID)
 		var primary *cluster
@@ -131,27 +139,29 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 			continue
 		}
 		p.s.primaryMisses.record(primary.key(), false)
-		acted = true
-		best, bestOffset := (*cluster)(nil), int64(-1)
-		rep, _ := p.s.cfg.Drivers[p.g.Engine].(engine.Replicator)
+		var best *cluster
+		bestOffset := int64(-1)
 		for _, m := range ms {
-			if m == primary || len(m.Nodes) == 0 || m.Nodes[0].Handle == nil || rep == nil {
+			h, live := p.live(m)
+			n, known := p.nodes[p.ids[m.ID]]
+			if m == primary || !live || !known || rep == nil || n.Role == "master" || p.masterOf[n.ID] != primary.ClusterNodeID || sh.Remove {
 				continue
 			}
-			if rs, err := rep.Replication(ctx, *m.Nodes[0].Handle); err == nil && rs.Offset > bestOffset {
+			if rs, err := rep.Replication(ctx, h); err == nil && rs.Offset > bestOffset {
 				best, bestOffset = m, rs.Offset
 			}
 		}
 		if best == nil {
-			if err := p.s.setHold(p.g, primary.ID, false, "Primary %s stopped and no replica can take over; restarting it (its data is lost)"); err != nil {
+			if err := p.s.setHold(p.g, primary.ID, false, "Primary %s stopped and no replica of it can take over; restarting it (its data is lost)"); err != nil {
 				return acted, err
 			}
 			continue
 		}
-		if err := p.drv.ClusterTakeover(ctx, *best.Nodes[0].Handle); err != nil {
+		if err := p.drv.ClusterTakeover(ctx, p.handles[best.ID]); err != nil {
 			p.s.log.Error("cluster failover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "error", err)
 			continue
 		}
+		acted = true
 		best.Role, best.HoldForFailover = rolePrimary, p.g.AutomaticFailover
 		primary.Role, primary.HoldForFailover = roleReplica, false
 		p.change(best, fmt.Sprintf("Automatic failover: promoted %s to primary of node group %s in place of %s", best.ID, sh.ID, primary.ID))
@@ -190,11 +200,11 @@ func (p *shardPass) learnIDs(ctx context.Context) {
 // joined may not know yet who owns what, so the view comes from a node that
 // owns slots and finds the cluster whole, failing that from any that answers.
 func (p *shardPass) readView(ctx context.Context) bool {
-	h, v, ok := clusterView(ctx, p.drv, p.members)
+	h, v, trusted, ok := clusterView(ctx, p.drv, p.members)
 	if !ok {
 		return false
 	}
-	p.view, p.viewOK, p.anchor = v, true, h
+	p.view, p.viewOK, p.viewTrusted, p.anchor = v, true, trusted, h
 	p.nodes, p.masterOf, p.owner = map[string]engine.ClusterNode{}, map[string]string{}, make([]string, engine.ClusterSlots)
 	for _, sh := range v.Shards {
 		master := ""
@@ -216,7 +226,8 @@ func (p *shardPass) readView(ctx context.Context) bool {
 // clusterView picks the view of the cluster to act on: that of a running
 // member that owns slots and reports the cluster ok, or failing that, of any
 // running member that answers.
-func clusterView(ctx context.Context, drv engine.Clusterer, members []cluster) (engine.Handle, engine.ClusterView, bool) {
+// trusted reports that the view is of the first kind.
+func clusterView(ctx context.Context, drv engine.Clusterer, members []cluster) (_ engine.Handle, _ engine.ClusterView, trusted, ok bool) {
 	var fallback *engine.ClusterView
 	var fallbackHandle engine.Handle
 	for i := range members {
@@ -230,16 +241,16 @@ func clusterView(ctx context.Context, drv engine.Clusterer, members []cluster) (
 			continue
 		}
 		if v.State == "ok" && ownsSlots(v, m.ClusterNodeID) {
-			return h, v, true
+			return h, v, true, true
 		}
 		if fallback == nil {
 			fallback, fallbackHandle = &v, h
 		}
 	}
 	if fallback == nil {
-		return engine.Handle{}, engine.ClusterView{}, false
+		return engine.Handle{}, engine.ClusterView{}, false, false
 	}
-	return fallbackHandle, *fallback, true
+	return fallbackHandle, *fallback, false, true
 }
 
 // ownsSlots reports whether node id owns slots in view v.
@@ -272,8 +283,14 @@ func (p *shardPass) join(ctx context.Context) {
 			}
 		}
 	}
+	owners := map[string]bool{}
+	for _, o := range p.owner {
+		owners[o] = true
+	}
 	for id := range p.nodes {
-		if ours[id] {
+		// A node that owns slots is never forgotten, whatever the records
+		// say: its slots would be left unowned.
+		if ours[id] || owners[id] || !p.viewTrusted {
 			continue
 		}
 		for mid, h := range p.handles {
@@ -361,10 +378,14 @@ func (p *shardPass) assignSlots(ctx context.Context) {
 			assign = false
 		}
 	}
+	claimed := make([]bool, engine.ClusterSlots)
+	if assign {
+		p.ownClaims(ctx, claimed)
+	}
 	for slot, shardID := range wanted {
 		pid := p.ids[p.primaries[shardID]]
 		switch cur := p.owner[slot]; {
-		case cur == "" && pid != "" && assign:
+		case cur == "" && pid != "" && assign && !claimed[slot]:
 			unowned[shardID] = append(unowned[shardID], slot)
 		case cur != "" && cur != pid:
 			p.misplaced++
@@ -395,6 +416,28 @@ func (p *shardPass) assignSlots(ctx context.Context) {
 		if got := slotRanges(slots); !sameRanges(got, sh.Slots) {
 			sh.Slots = got
 			p.groupDirty = true
+		}
+	}
+}
+
+// ownClaims marks the slots each live member says it owns itself: a node
+// restored from a snapshot claims its keys' slots at start, and the view may
+// not have heard of that yet.
+func (p *shardPass) ownClaims(ctx context.Context, claimed []bool) {
+	for mid, h := range p.handles {
+		v, err := p.drv.ClusterState(ctx, h)
+		if err != nil {
+			continue
+		}
+		for _, sh := range v.Shards {
+			if len(sh.Nodes) == 0 || sh.Nodes[0].ID != p.ids[mid] {
+				continue
+			}
+			for _, r := range sh.Slots {
+				for slot := r.Start; slot <= r.End; slot++ {
+					claimed[slot] = true
+				}
+			}
 		}
 	}
 }
@@ -705,7 +748,25 @@ func (s *Service) shardFailover(ctx context.Context, g *replicationGroup, member
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if rs, err := rep.Replication(ctx, h); err == nil && rs.Role == "master" {
+			// The records follow at once, holds too: were the new primary to
+			// die before the next pass, it must not be restarted empty.
 			err := s.store.Update(func(tx *store.Tx) error {
+				for _, m := range members {
+					if m.NodeGroupID != shardID {
+						continue
+					}
+					fresh, err := loadCluster(tx, g.caller(), m.ID)
+					if err != nil {
+						continue
+					}
+					fresh.Role, fresh.HoldForFailover = roleReplica, false
+					if fresh.ID == to {
+						fresh.Role, fresh.HoldForFailover = rolePrimary, g.AutomaticFailover
+					}
+					if err := tx.Put(tableClusters, fresh.key(), fresh); err != nil {
+						return err
+					}
+				}
 				return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "Test failover: promoted %s to primary of node group %s", to, shardID)
 			})
 			s.poke()

@@ -481,7 +481,6 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 		}
 	}
 	var g *replicationGroup
-	var finalSnapshot *snapshot
 	err := s.store.Update(func(tx *store.Tx) (err error) {
 		if g, err = loadGroupRecord(tx, c, in.ReplicationGroupId); err != nil {
 			return err
@@ -494,8 +493,7 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 			return err
 		}
 		if g.ClusterMode {
-			finalSnapshot, err = s.deleteShardedGroup(tx, g, members, in, final)
-			return err
+			return deleteShardedGroup(tx, g, members, in, final)
 		}
 		g.Status, g.RetainPrimary = statusDeleting, in.RetainPrimaryCluster != nil && *in.RetainPrimaryCluster
 		// The final snapshot is taken by a member that is being deleted, before
@@ -538,9 +536,6 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 	})
 	if err != nil {
 		return nil, err
-	}
-	if finalSnapshot != nil {
-		go s.takeSnapshot(context.WithoutCancel(ctx), finalSnapshot)
 	}
 	s.poke()
 	return &ecapi.DeleteReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil

@@ -369,7 +369,7 @@ func newReplicaCount(count *int32, config []ecapi.ConfigureShard) (int, error) {
 	case len(config) == 1 && config[0].NodeGroupId == "0001":
 		return int(config[0].NewReplicaCount), nil
 	case len(config) > 0:
-		return 0, ecapi.NodeGroupNotFoundFault.Errorf("A replication group with cluster mode disabled has one node group, 0001.")
+		return 0, ecapi.InvalidParameterValueException.Errorf("A replication group with cluster mode disabled has one node group, 0001.")
 	}
 	return 0, ecapi.InvalidParameterValueException.Errorf("Give NewReplicaCount or ReplicaConfiguration.")
 }

@@ -78,8 +78,10 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 	if g.Status == statusDeleting {
 		if g.ClusterMode && len(members) > 0 && members[0].Status != statusDeleting {
 			// Members stop once the final snapshot, which needs them, is done.
-			if g.FinalSnapshot != "" && s.snapshotJobs.isRunning(g.caller().scope()+g.FinalSnapshot) {
-				return nil
+			if g.FinalSnapshot != "" {
+				if done, err := s.finalShardedSnapshot(ctx, g, members); !done || err != nil {
+					return err
+				}
 			}
 			return s.store.Update(func(tx *store.Tx) error { return markMembersDeleting(tx, members) })
 		}
@@ -345,7 +347,7 @@ func (s *Service) setGroupStatus(g *replicationGroup, status, event string) erro
 		if err != nil || fresh.Status != g.Status {
 			return err
 		}
-		fresh.Status = status
+		fresh.Status, fresh.SlotsToMove, fresh.SlotsLeft = status, 0, 0
 		if err := tx.Put(tableGroups, fresh.key(), fresh); err != nil {
 			return err
 		}

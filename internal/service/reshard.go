@@ -54,8 +54,10 @@ func (s *Service) ModifyReplicationGroupShardConfiguration(ctx context.Context, 
 			return ecapi.InvalidParameterCombinationException.Errorf("Replication group %s has cluster mode disabled; only groups with cluster mode enabled have node groups to add or remove.", g.ID)
 		case g.Status != statusAvailable:
 			return ecapi.InvalidReplicationGroupStateFault.Errorf("Replication group %s is not available (it is %s).", g.ID, g.Status)
-		case n == len(g.Shards):
-			return ecapi.InvalidParameterValueException.Errorf("Replication group %s already has %d node groups.", g.ID, n)
+		case n <= len(g.Shards) && len(in.ReshardingConfiguration) > 0:
+			return ecapi.InvalidParameterCombinationException.Errorf("ReshardingConfiguration is for adding node groups.")
+		case n == len(g.Shards) && len(in.NodeGroupsToRemove)+len(in.NodeGroupsToRetain) > 0:
+			return ecapi.InvalidParameterCombinationException.Errorf("NodeGroupsToRemove and NodeGroupsToRetain are for decreasing NodeGroupCount.")
 		}
 		members, err := groupMembers(tx, g)
 		if err != nil {
@@ -73,9 +75,11 @@ func (s *Service) ModifyReplicationGroupShardConfiguration(ctx context.Context, 
 				return err
 			}
 			keep = append(keep, added...)
-		} else if keep, err = shardsToKeep(g, n, in.NodeGroupsToRemove, in.NodeGroupsToRetain); err != nil {
-			return err
-		}
+		} else if n < len(g.Shards) {
+			if keep, err = shardsToKeep(g, n, in.NodeGroupsToRemove, in.NodeGroupsToRetain); err != nil {
+				return err
+			}
+		} // the same count: the slots are rebalanced over the node groups there are
 		want := rebalance(current, keep)
 		moved := 0
 		for i := range g.Shards {
@@ -83,6 +87,9 @@ func (s *Service) ModifyReplicationGroupShardConfiguration(ctx context.Context, 
 			sh.Remove = !slices.Contains(keep, sh.ID)
 			moved += slotCount(sh.Want) - slotCount(intersect(sh.Want, want[sh.ID]))
 			sh.Want = want[sh.ID]
+		}
+		if moved == 0 {
+			return nil // already as even as can be: nothing to do
 		}
 		g.Status, g.SlotsToMove, g.SlotsLeft = statusModifying, moved, moved
 		if err := tx.Put(tableGroups, g.key(), g); err != nil {
@@ -143,8 +150,12 @@ func (s *Service) addShards(tx *store.Tx, c Caller, g *replicationGroup, members
 	for _, id := range ids {
 		sh := shard{ID: id}
 		for k := 0; k <= replicas; k++ {
-			sh.NextMember++
-			cl, err := s.newMember(tx, c, g, shardMemberID(g.ID, id, sh.NextMember), id, nil, like)
+			memberID := ""
+			for memberID == "" || tx.Has(tableClusters, c.scope()+memberID) { // a name a removed member may still hold
+				sh.NextMember++
+				memberID = shardMemberID(g.ID, id, sh.NextMember)
+			}
+			cl, err := s.newMember(tx, c, g, memberID, id, nil, like)
 			if err != nil {
 				return nil, err
 			}
@@ -319,8 +330,8 @@ func (s *Service) migrationPlan(ctx context.Context, c Caller, groupID string) (
 	if len(primaries) == 0 {
 		return nil, nil, nil, fmt.Errorf("no primary is running")
 	}
-	_, view, ok := clusterView(ctx, drv, members)
-	if !ok || view.State != "ok" {
+	_, view, trusted, _ := clusterView(ctx, drv, members)
+	if !trusted {
 		return nil, nil, nil, fmt.Errorf("%w: the cluster is not ok", errNotReady)
 	}
 	owner := make([]string, engine.ClusterSlots)

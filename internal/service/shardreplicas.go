@@ -30,7 +30,7 @@ func shardReplicaTargets(g *replicationGroup, count *int32, config []ecapi.Confi
 		for _, cs := range config {
 			id := fmt.Sprintf("%04s", strings.TrimSpace(cs.NodeGroupId))
 			if !g.hasShard(id) {
-				return nil, ecapi.NodeGroupNotFoundFault.Errorf("Replication group %s has no node group %s.", g.ID, cs.NodeGroupId)
+				return nil, ecapi.InvalidParameterValueException.Errorf("Replication group %s has no node group %s.", g.ID, cs.NodeGroupId)
 			}
 			out[id] = int(cs.NewReplicaCount)
 		}

@@ -243,6 +243,11 @@ func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 		if err := releaseCluster(tx, tableClusters, c, sn.ClusterID); err != nil {
 			return err
 		}
+		if sn.ClusterID == "" {
+			if err := releaseGroup(tx, c, sn.ReplicationGroupID); err != nil {
+				return err
+			}
+		}
 		if captureErr != nil {
 			sn.Status, sn.Failure = snapshotFailed, captureErr.Error()
 			if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {

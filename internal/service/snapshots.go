@@ -26,6 +26,7 @@ const (
 	sourceManual        = "manual"
 	sourceAutomated     = "automated"
 	clusterSnapshotting = "snapshotting"
+	groupSnapshotting   = "snapshotting"
 )
 
 // snapshot is a cache cluster snapshot as stored: the source cluster's
@@ -164,7 +165,7 @@ func (s *Service) CreateSnapshot(ctx context.Context, in *ecapi.CreateSnapshotMe
 				if in.KmsKeyId != "" {
 					sn.KmsKeyID = in.KmsKeyId
 				}
-				if err := tx.Put(tableSnapshots, sn.key(), sn); err != nil {
+				if err := beginShardedSnapshot(tx, g, sn); err != nil {
 					return err
 				}
 				return putTags(tx, c.arn("snapshot", name), in.Tags)
@@ -374,6 +375,28 @@ func formatSize(bytes int64) string {
 		return strconv.FormatInt(bytes, 10) + " bytes"
 	}
 	return strconv.FormatFloat(mb, 'f', 0, 64) + " MB"
+}
+
+// beginShardedSnapshot stores a creating snapshot of a group with cluster mode
+// enabled and marks the group snapshotting, which holds off reshardings,
+// failovers and replica changes until every node group's RDB is taken: a slot
+// moving between two captures would be in both files, or in neither.
+func beginShardedSnapshot(tx *store.Tx, g *replicationGroup, sn *snapshot) error {
+	g.Status = groupSnapshotting
+	if err := tx.Put(tableGroups, g.key(), g); err != nil {
+		return err
+	}
+	return tx.Put(tableSnapshots, sn.key(), sn)
+}
+
+// releaseGroup returns a snapshotting group to available.
+func releaseGroup(tx *store.Tx, c Caller, id string) error {
+	g, err := loadGroupRecord(tx, c, id)
+	if err != nil || g.Status != groupSnapshotting {
+		return nil // deleted meanwhile, or not held
+	}
+	g.Status = statusAvailable
+	return tx.Put(tableGroups, g.key(), g)
 }
 
 // newShardedSnapshot describes a snapshot of a group with cluster mode
