@@ -112,7 +112,7 @@ func TestShardRequests(t *testing.T) {
 		code string
 	}{
 		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(0)}, "InvalidParameterValue"},
-		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(501)}, "InvalidParameterValue"},
+		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(501)}, "NodeGroupsPerReplicationGroupQuotaExceeded"},
 		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(2), ReplicasPerNodeGroup: i32(6)}, "InvalidParameterValue"},
 		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(2), NumCacheClusters: i32(2)}, "InvalidParameterCombination"},
 		{&ecapi.CreateReplicationGroupMessage{NumNodeGroups: i32(3), NodeGroupConfiguration: make([]ecapi.NodeGroupConfiguration, 2)}, "InvalidParameterCombination"},

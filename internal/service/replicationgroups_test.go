@@ -58,7 +58,7 @@ func TestNewReplicaCount(t *testing.T) {
 	if n, err := newReplicaCount(nil, []ecapi.ConfigureShard{{NodeGroupId: "0001", NewReplicaCount: 4}}); n != 4 || err != nil {
 		t.Errorf("ReplicaConfiguration 0001: %d %v", n, err)
 	}
-	if _, err := newReplicaCount(nil, []ecapi.ConfigureShard{{NodeGroupId: "0002", NewReplicaCount: 4}}); !ecapi.NodeGroupNotFoundFault.Is(err) {
+	if _, err := newReplicaCount(nil, []ecapi.ConfigureShard{{NodeGroupId: "0002", NewReplicaCount: 4}}); !ecapi.InvalidParameterValueException.Is(err) { // the operations do not list NodeGroupNotFoundFault
 		t.Errorf("ReplicaConfiguration 0002: %v", err)
 	}
 	if _, err := newReplicaCount(int32p(1), []ecapi.ConfigureShard{{NodeGroupId: "0001"}}); !ecapi.InvalidParameterCombinationException.Is(err) {
