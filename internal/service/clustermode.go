@@ -53,7 +53,7 @@ func (s *Service) requestedClusterMode(c Caller, in *ecapi.CreateReplicationGrou
 	var byGroup *bool
 	if in.SnapshotName != "" { // a snapshot of a group with cluster mode enabled restores as one
 		_ = s.store.View(func(tx *store.Tx) error {
-			if sn, err := loadSnapshot(tx, c, in.SnapshotName); err == nil && sn.ClusterID == "" && sn.ReplicationGroupID != "" {
+			if sn, err := loadSnapshot(tx, c, in.SnapshotName); err == nil && sn.sharded() {
 				byShards = true
 			}
 			return nil

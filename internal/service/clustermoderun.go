@@ -549,18 +549,14 @@ func (p *shardPass) dropDrained() error {
 			return err
 		}
 		for _, id := range drained {
+			var ms []cluster
 			for i := range p.members {
-				m, err := loadCluster(tx, c, p.members[i].ID)
-				if err != nil || m.NodeGroupID != id || m.Status == statusDeleting {
-					continue
+				if m, err := loadCluster(tx, c, p.members[i].ID); err == nil && m.NodeGroupID == id {
+					ms = append(ms, *m)
 				}
-				m.Status, m.HoldForFailover = statusDeleting, false
-				for _, n := range m.Nodes {
-					n.Status = statusDeleting
-				}
-				if err := tx.Put(tableClusters, m.key(), m); err != nil {
-					return err
-				}
+			}
+			if err := markMembersDeleting(tx, ms); err != nil {
+				return err
 			}
 			if err := p.s.recordEvent(tx, c, EventsReplicationGroup, p.g.ID, "Node group %s has no slots left; removing its nodes", id); err != nil {
 				return err

@@ -79,7 +79,7 @@ func (s *Service) takeSnapshot(ctx context.Context, sn *snapshot) {
 // captureNodes streams each node's data into a staging directory, checksums it,
 // and moves the directory into place only when every node is captured.
 func (s *Service) captureNodes(ctx context.Context, sn *snapshot) error {
-	if sn.ClusterID == "" { // a group with cluster mode enabled: a node per shard, each of its own member
+	if sn.sharded() { // a node per node group, each of its own member
 		members := map[string]*cluster{}
 		err := s.store.View(func(tx *store.Tx) error {
 			for _, ns := range sn.Nodes {
@@ -243,7 +243,7 @@ func (s *Service) finishSnapshot(sn *snapshot, captureErr error) error {
 		if err := releaseCluster(tx, tableClusters, c, sn.ClusterID); err != nil {
 			return err
 		}
-		if sn.ClusterID == "" {
+		if sn.sharded() {
 			if err := releaseGroup(tx, c, sn.ReplicationGroupID); err != nil {
 				return err
 			}

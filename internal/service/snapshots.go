@@ -69,13 +69,18 @@ type nodeSnapshot struct {
 	Size          int64     `json:"size"`
 	Checksum      string    `json:"checksum,omitempty"` // newChecksum of the RDB file
 	SnapshotTaken time.Time `json:"snapshotTaken,omitempty"`
-	// For a group with cluster mode enabled, the data is one shard's: NodeID is
-	// the node group's ID, taken from member ClusterID, and Slots its slots.
+	// In a sharded snapshot (snapshot.sharded) the data is one node group's:
+	// NodeID is the node group's ID, ClusterID the member it was taken from,
+	// and Slots the node group's slots.
 	ClusterID string `json:"clusterId,omitempty"`
 	Slots     string `json:"slots,omitempty"`
 }
 
 func (sn *snapshot) key() string    { return sn.Account + "/" + sn.Region + "/" + sn.Name }
+
+// sharded reports a snapshot of a group with cluster mode enabled: a node
+// snapshot per node group, each from its own member (no single ClusterID).
+func (sn *snapshot) sharded() bool { return sn.ClusterID == "" && sn.ReplicationGroupID != "" }
 func (sn *snapshot) caller() Caller { return Caller{Account: sn.Account, Region: sn.Region} }
 func (s *Service) snapshotDir(sn *snapshot) string {
 	return filepath.Join(s.cfg.DataDir, "snapshots", sn.Account, sn.Region, sn.Name)
@@ -342,7 +347,7 @@ func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
 	out.Port = &port
 	if sn.ReplicationGroupID != "" {
 		shards := int32(1)
-		if sn.ClusterID == "" { // cluster mode enabled: a node snapshot per node group
+		if sn.sharded() {
 			shards = int32(len(sn.Nodes))
 		}
 		out.ReplicationGroupId, out.ReplicationGroupDescription, out.NumNodeGroups = sn.ReplicationGroupID, sn.ReplicationGroupDesc, &shards
@@ -354,7 +359,7 @@ func (s *Service) snapshotShape(sn *snapshot) *ecapi.Snapshot {
 	for _, ns := range sn.Nodes {
 		node := ecapi.NodeSnapshot{CacheNodeId: ns.NodeID, CacheNodeCreateTime: ns.NodeCreatedAt, SnapshotCreateTime: ns.SnapshotTaken}
 		switch {
-		case sn.ReplicationGroupID != "" && sn.ClusterID == "":
+		case sn.sharded():
 			node.CacheClusterId, node.NodeGroupId, node.CacheNodeId = ns.ClusterID, ns.NodeID, "0001"
 			node.NodeGroupConfiguration = &ecapi.NodeGroupConfiguration{NodeGroupId: ns.NodeID, Slots: ns.Slots}
 		case sn.ReplicationGroupID != "":
