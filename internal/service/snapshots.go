@@ -76,11 +76,11 @@ type nodeSnapshot struct {
 	Slots     string `json:"slots,omitempty"`
 }
 
-func (sn *snapshot) key() string    { return sn.Account + "/" + sn.Region + "/" + sn.Name }
+func (sn *snapshot) key() string { return sn.Account + "/" + sn.Region + "/" + sn.Name }
 
 // sharded reports a snapshot of a group with cluster mode enabled: a node
 // snapshot per node group, each from its own member (no single ClusterID).
-func (sn *snapshot) sharded() bool { return sn.ClusterID == "" && sn.ReplicationGroupID != "" }
+func (sn *snapshot) sharded() bool  { return sn.ClusterID == "" && sn.ReplicationGroupID != "" }
 func (sn *snapshot) caller() Caller { return Caller{Account: sn.Account, Region: sn.Region} }
 func (s *Service) snapshotDir(sn *snapshot) string {
 	return filepath.Join(s.cfg.DataDir, "snapshots", sn.Account, sn.Region, sn.Name)
