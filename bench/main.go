@@ -7,6 +7,7 @@
 //	go run ./bench -scenario snapshots [-dataset-mb 1024] [-reps 3]
 //	go run ./bench -scenario serverless [-dataset-mb 1024] [-reps 3] [-samples 10] [-mc-value-kb 100]
 //	go run ./bench -scenario replication [-reps 3]
+//	go run ./bench -scenario clustermode [-reps 3] [-reshard-keys 200000]
 //
 // The clusters scenario (clusters.go) is opt-in: it starts hundreds of real engine
 // processes, so "all" does not include it. So is the snapshots scenario
@@ -15,7 +16,9 @@
 // The serverless scenario (serverless.go) does the same for serverless caches,
 // redis and memcached, after timing create -> available. The replication
 // scenario (replication.go) times a replication group's create, a kill -9
-// failover and the PrimaryEndpoint front against the node's own port.
+// failover and the PrimaryEndpoint front against the node's own port. The
+// clustermode scenario (clustermode.go) does create and failover for groups
+// with cluster mode enabled, and times resharding against redis-cli.
 package main
 
 import (
@@ -55,7 +58,7 @@ const (
 )
 
 var (
-	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters, snapshots, serverless or replication")
+	scenarioFlag = flag.String("scenario", "all", "describe, describe-pages, modify, all (those three), clusters, snapshots, serverless, replication or clustermode")
 	workers      = flag.Int("workers", 8, "concurrent workers, each with its own keep-alive connection")
 	duration     = flag.Duration("duration", 10*time.Second, "measured time per scenario, after a 1s warm-up")
 	binFlag      = flag.String("bin", "", "prebuilt hoard binary (default: go build ./cmd/hoard)")
@@ -165,7 +168,8 @@ func run() error {
 	snapshots := *scenarioFlag == "snapshots"
 	serverless := *scenarioFlag == "serverless"
 	replication := *scenarioFlag == "replication"
-	if (len(todo) == 0 && !clusters && !snapshots && !serverless && !replication) || *workers < 1 {
+	clustermode := *scenarioFlag == "clustermode"
+	if (len(todo) == 0 && !clusters && !snapshots && !serverless && !replication && !clustermode) || *workers < 1 {
 		return fmt.Errorf("unknown -scenario %q or bad -workers %d", *scenarioFlag, *workers)
 	}
 	if clusters && (*samples < 1 || *scaleN < 2 || *scaleN > 1000) {
@@ -179,6 +183,9 @@ func run() error {
 	}
 	if replication && *snapReps < 1 {
 		return fmt.Errorf("-reps must be at least 1")
+	}
+	if clustermode && (*snapReps < 1 || *reshardKeys < 1) {
+		return fmt.Errorf("-reps and -reshard-keys must be at least 1")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -215,6 +222,13 @@ func run() error {
 		// Two hoards in turn (200ms and the default health check interval): see replication.go.
 		if err := runReplication(ctx, bin, tmp); err != nil {
 			return fmt.Errorf("replication: %w", err)
+		}
+		return nil
+	}
+	if clustermode {
+		// Two hoards in turn, and a plain Redis Cluster as the baseline: see clustermode.go.
+		if err := runClusterMode(ctx, bin, tmp); err != nil {
+			return fmt.Errorf("clustermode: %w", err)
 		}
 		return nil
 	}

@@ -737,3 +737,66 @@ func TestClusterModeNodeThatCannotStart(t *testing.T) {
 	}
 	checkRestored(t, cc, want)
 }
+
+// TestClusterModePrimaryDiesMidResharding: a source primary is killed (-9)
+// while slots move off it; its replica takes over, the migration resumes from
+// the new primary, and every key the replicas had confirmed is there after.
+func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
+	h := startHoard(t, fastReconcile)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.stderr.String())
+		}
+	})
+	c := h.client("us-east-1")
+	if _, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("ledger"),
+		ReplicationGroupDescription: aws.String("x"), CacheNodeType: aws.String("cache.t3.micro"),
+		NumNodeGroups: aws.Int32(3), ReplicasPerNodeGroup: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	g := waitGroupWithin(t, c, "ledger", 60*time.Second)
+	cc := clusterClient(t, g)
+	bg := context.Background()
+	var seeded []string
+	for i := 0; i < 30000; i++ {
+		seeded = append(seeded, fmt.Sprintf("entry:%06d", i))
+	}
+	for start := 0; start < len(seeded); start += 1000 {
+		if _, err := cc.Pipelined(bg, func(p redis.Pipeliner) error {
+			for _, k := range seeded[start : start+1000] {
+				p.Set(bg, k, k, 0)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every primary's replica has every seeded key before anything fails.
+	if err := cc.ForEachMaster(bg, func(ctx context.Context, rc *redis.Client) error { return rc.Wait(ctx, 1, 5*time.Second).Err() }); err != nil {
+		t.Fatal(err)
+	}
+	source, _ := shardNodes(t, cc, 0) // node group 0001 gives slots to the new one
+	if _, err := c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
+		ReplicationGroupId: aws.String("ledger"), NodeGroupCount: aws.Int32(4), ApplyImmediately: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() string {
+		g := describeGroup(t, c, "ledger")
+		if g.PendingModifiedValues == nil || g.PendingModifiedValues.Resharding == nil ||
+			aws.ToFloat64(g.PendingModifiedValues.Resharding.SlotMigration.ProgressPercentage) <= 0 {
+			return "no slot has moved yet"
+		}
+		return ""
+	})
+	if err := syscall.Kill(redisPID(t, nodeClient(t, source)), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	g = waitGroupWithin(t, c, "ledger", 180*time.Second)
+	if len(g.NodeGroups) != 4 || slotTotal(t, shardSlots(g)) != 16384 {
+		t.Fatalf("after the resharding: %v", shardSlots(g))
+	}
+	checkKeys(t, cc, seeded, func(k string) string { return k })
+	if msgs := groupEvents(t, c, "ledger"); !hasMessage(msgs, "Automatic failover") {
+		t.Errorf("no failover event: %v", msgs)
+	}
+}
