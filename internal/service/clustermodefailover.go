@@ -168,6 +168,9 @@ func (s *Service) shardFailover(ctx context.Context, g *replicationGroup, member
 	}
 	i := slices.IndexFunc(replicas, func(m cluster) bool { return m.ID == to })
 	h := *replicas[i].Nodes[0].Handle
+	if err := awaitVoters(ctx, drv, members, replicas[i].ClusterNodeID); err != nil {
+		return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s cannot fail over now: %v", shardID, err)
+	}
 	if err := drv.ClusterFailover(ctx, h); err != nil {
 		return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s cannot fail over now: %v", shardID, err)
 	}
@@ -201,4 +204,46 @@ func (s *Service) shardFailover(ctx context.Context, g *replicationGroup, member
 		time.Sleep(20 * time.Millisecond)
 	}
 	return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s did not fail over to %s within 10 seconds.", shardID, to)
+}
+
+// awaitVoters waits (up to 10 s) until every running primary knows node id as
+// a replica: a failover is an election among the primaries, and one that has
+// not heard through gossip that the candidate replicates refuses its vote.
+func awaitVoters(ctx context.Context, drv engine.Clusterer, members []cluster, id string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		waiting := ""
+		for _, m := range members {
+			if m.Role != rolePrimary || len(m.Nodes) == 0 || m.Nodes[0].Handle == nil {
+				continue
+			}
+			v, err := drv.ClusterState(ctx, *m.Nodes[0].Handle)
+			if err != nil {
+				continue // a dead primary does not vote
+			}
+			if !knowsReplica(v, id) {
+				waiting = m.ID
+				break
+			}
+		}
+		if waiting == "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("primary %s has not learnt that the replica follows its primary", waiting)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// knowsReplica reports whether view v shows node id as a replica of a primary.
+func knowsReplica(v engine.ClusterView, id string) bool {
+	for _, sh := range v.Shards {
+		for _, n := range sh.Nodes[min(1, len(sh.Nodes)):] {
+			if n.ID == id && n.Role != "master" && len(sh.Nodes) > 0 && sh.Nodes[0].Role == "master" {
+				return true
+			}
+		}
+	}
+	return false
 }

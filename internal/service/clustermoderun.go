@@ -276,7 +276,7 @@ func (p *shardPass) alignRoles(ctx context.Context) {
 		for _, m := range ms {
 			h, ok := p.live(m)
 			n, known := p.nodes[p.ids[m.ID]]
-			if m == primary || !ok || !known || n.Role == "master" && owners[n.ID] || n.Role != "master" && p.masterOf[n.ID] == pid {
+			if m == primary || !ok || !known || n.Role == "master" && owners[n.ID] || p.follows(ctx, m, primary, false) {
 				continue
 			}
 			if err := p.drv.ClusterReplicate(ctx, h, pid); err != nil {
@@ -300,6 +300,24 @@ func (p *shardPass) alignRoles(ctx context.Context) {
 			p.change(m, event)
 		}
 	}
+}
+
+// follows reports whether member m's node, by its own word (INFO
+// replication), replicates primary's node — with its link up, if linked. A
+// node's own word is current; one node's view of who replicates whom lags by a
+// gossip round or more (seconds). A replica still syncing follows but is not
+// linked yet: told to replicate again, it would start its sync over.
+func (p *shardPass) follows(ctx context.Context, m, primary *cluster, linked bool) bool {
+	h, ok := p.live(m)
+	if !ok || len(primary.Nodes) == 0 {
+		return false
+	}
+	rep, ok := p.s.cfg.Drivers[p.g.Engine].(engine.Replicator)
+	if !ok {
+		return false
+	}
+	rs, err := rep.Replication(ctx, h)
+	return err == nil && rs.Role != "master" && (rs.LinkUp || !linked) && sameAddr(rs.Primary, p.s.nodeAddr(primary.Nodes[0]))
 }
 
 // assignSlots gives unowned slots to the primary of the node group that wants
@@ -548,24 +566,26 @@ func (p *shardPass) settle(ctx context.Context) error {
 			return nil
 		}
 	}
-	rep, _ := p.s.cfg.Drivers[g.Engine].(engine.Replicator)
+	byID := map[string]*cluster{}
+	for i := range p.members {
+		byID[p.members[i].ID] = &p.members[i]
+	}
 	for i := range p.members {
 		m := &p.members[i]
 		if m.Status == statusDeleting {
 			return nil // a removed node group's node still stopping
 		}
-		h, ok := p.live(m)
+		_, ok := p.live(m)
 		n, known := p.nodes[p.ids[m.ID]]
 		if !ok || !known || m.Status != statusAvailable {
 			return nil
 		}
-		if m.Role == roleReplica {
-			if n.Role == "master" || p.masterOf[n.ID] != p.ids[p.primaries[m.NodeGroupID]] || rep == nil {
-				return nil
-			}
-			if rs, err := rep.Replication(ctx, h); err != nil || !rs.LinkUp {
-				return nil
-			}
+		// A replica counts once it says it follows its primary with the link
+		// up, and the cluster (the view) knows it: failovers are elections
+		// among primaries that must know whom the candidate replicates.
+		primary := byID[p.primaries[m.NodeGroupID]]
+		if m.Role == roleReplica && (primary == nil || !p.follows(ctx, m, primary, true) || p.masterOf[n.ID] != p.ids[primary.ID] || n.Role == "master") {
+			return nil
 		}
 	}
 	for _, sh := range g.Shards {

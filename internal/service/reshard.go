@@ -375,6 +375,10 @@ func (s *Service) migrationPlan(ctx context.Context, c Caller, groupID string) (
 		if err := s.awaitSlotMap(ctx, drv, dst); err != nil {
 			return nil, nil, nil, fmt.Errorf("node %s: %w", pr.dst, err)
 		}
+		// The source must know the destination too (SETSLOT MIGRATING names it).
+		if v, err := drv.ClusterState(ctx, src); err != nil || !knowsNode(v, pr.dst) {
+			return nil, nil, nil, fmt.Errorf("%w: node %s does not know node %s yet", errNotReady, pr.src, pr.dst)
+		}
 		moves = append(moves, slotMove{src: src, dst: dst, slots: sortedInts(slots)})
 	}
 	return drv, moves, primaries, nil
@@ -417,6 +421,18 @@ func (s *Service) awaitSlotMap(ctx context.Context, drv engine.Clusterer, h engi
 		}
 	}
 	return fmt.Errorf("%w: it knows the owner of %d of %d slots", errNotReady, n, engine.ClusterSlots)
+}
+
+// knowsNode reports whether view v has node id.
+func knowsNode(v engine.ClusterView, id string) bool {
+	for _, sh := range v.Shards {
+		for _, n := range sh.Nodes {
+			if n.ID == id {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func sortedInts(v []int) []int {
