@@ -407,6 +407,9 @@ func (s *Service) awaitSlotMap(ctx context.Context, drv engine.Clusterer, h engi
 		}
 	}
 	if n == engine.ClusterSlots {
+		if v.State != "ok" { // e.g. its first seconds after (re)joining: it refuses keys
+			return fmt.Errorf("%w: it finds the cluster %s", errNotReady, v.State)
+		}
 		return nil
 	}
 	if _, importing, err := drv.ClusterOpenSlots(ctx, h); err == nil {
