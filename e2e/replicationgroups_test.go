@@ -71,6 +71,11 @@ func primaryMember(g types.ReplicationGroup) types.NodeGroupMember {
 // replica, and clients of PrimaryEndpoint keep working with every write kept.
 func TestReplicationGroupReplicatesAndFailsOver(t *testing.T) {
 	h := startHoard(t, fastReconcile)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(h.stderr.String())
+		}
+	})
 	c := h.client("us-east-1")
 	out, err := c.CreateReplicationGroup(ctx(t), &elasticache.CreateReplicationGroupInput{ReplicationGroupId: aws.String("Web"),
 		ReplicationGroupDescription: aws.String("sessions"), Engine: aws.String("redis"), CacheNodeType: aws.String("cache.t3.micro"),

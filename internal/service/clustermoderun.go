@@ -400,6 +400,18 @@ func (p *shardPass) ownClaims(ctx context.Context, claimed []bool) {
 	}
 }
 
+// everyNodeOK reports whether every live member finds the cluster ok: gossip
+// reaches the nodes one by one, and a node that has not heard of every slot's
+// owner yet answers CLUSTERDOWN.
+func (p *shardPass) everyNodeOK(ctx context.Context) bool {
+	for _, h := range p.handles {
+		if v, err := p.drv.ClusterState(ctx, h); err != nil || v.State != "ok" {
+			return false
+		}
+	}
+	return true
+}
+
 // openSlots reports whether a live primary has a slot half migrated: a
 // migration was cut short and must be finished.
 func (p *shardPass) openSlots(ctx context.Context) bool {
@@ -593,7 +605,7 @@ func (p *shardPass) settle(ctx context.Context) error {
 			return nil
 		}
 	}
-	if p.openSlots(ctx) {
+	if p.openSlots(ctx) || !p.everyNodeOK(ctx) {
 		return nil
 	}
 	done := "created"

@@ -267,7 +267,7 @@ func (s *Service) clusterShape(cl *cluster, showNodes bool) *ecapi.CacheCluster 
 		}
 		nodes = append(nodes, ecapi.CacheNode{
 			CacheNodeId: n.ID, CacheNodeStatus: n.Status, CacheNodeCreateTime: n.CreatedAt,
-			Endpoint:             &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(n.Port)},
+			Endpoint:             &ecapi.Endpoint{Address: s.nodeHost(n), Port: int32(n.Port)},
 			ParameterGroupStatus: status, CustomerAvailabilityZone: cl.AZ,
 		})
 	}

@@ -99,9 +99,13 @@ type pending struct {
 
 // node is one cache node of a cluster.
 type node struct {
-	ID        string            `json:"id"` // 0001, 0002, ...
-	Status    string            `json:"status"`
-	Port      int               `json:"port"`
+	ID     string `json:"id"` // 0001, 0002, ...
+	Status string `json:"status"`
+	Port   int    `json:"port"`
+	// Host is the address the node listens on, when not AdvertiseHost: the
+	// members of a replication group with a moving PrimaryEndpoint each have
+	// a loopback address of their own (see endpoint.go).
+	Host      string            `json:"host,omitempty"`
 	CreatedAt time.Time         `json:"createdAt"`
 	Handle    *engine.Handle    `json:"handle,omitempty"` // nil until started
 	Binary    string            `json:"binary,omitempty"` // binary the running process was started from

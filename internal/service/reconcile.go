@@ -188,7 +188,7 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		if orphan, ok := engine.HandleInDir(s.nodeDir(cl, n)); ok && (n.Handle == nil || *n.Handle != orphan) {
 			_ = drv.Stop(ctx, orphan)
 		}
-		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.cfg.AdvertiseHost,
+		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.nodeHost(n),
 			Port: n.Port, Params: desired, Seed: n.Seed, ReplicaOf: cl.ReplicaOf})
 		if err != nil && portTaken(err) && n.Handle == nil && cl.ReplicationGroupID == "" {
 			// Another program (another hoard, say) bound the port between its

@@ -1,11 +1,14 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,6 +74,9 @@ type replicationGroup struct {
 	// FinalSnapshot names the snapshot a deleting group with cluster mode
 	// enabled takes before its members stop.
 	FinalSnapshot string `json:"finalSnapshot,omitempty"`
+	// EndpointHost is the address of a moving PrimaryEndpoint (endpoint.go),
+	// on PrimaryPort, which the members share; "" when a front serves it.
+	EndpointHost string `json:"endpointHost,omitempty"`
 }
 
 func (g *replicationGroup) key() string    { return g.Account + "/" + g.Region + "/" + g.ID }
@@ -241,6 +247,11 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 		if err := s.checkNodeQuotas(tx, c, nodes); err != nil {
 			return err
 		}
+		if s.movingEndpoints() {
+			if err := s.placeMovingEndpoint(tx, g); err != nil {
+				return ecapi.InsufficientCacheClusterCapacityFault.Errorf("No address or port left for the replication group's endpoint: %v", err)
+			}
+		}
 		var primary *cluster
 		for i := 0; i < nodes; i++ {
 			g.NextMember++
@@ -351,13 +362,29 @@ func (s *Service) newMember(tx *store.Tx, c Caller, g *replicationGroup, id, sha
 			cl.ReplicaOf = s.nodeAddr(primary.Nodes[0])
 		}
 	}
+	if g.EndpointHost != "" {
+		if err := s.addMemberNode(tx, g, cl); err != nil {
+			return nil, err
+		}
+		return cl, nil
+	}
 	if err := s.addNodes(tx, cl, 1); err != nil {
 		return nil, err
 	}
 	return cl, nil
 }
 
-func (s *Service) nodeAddr(n *node) string { return fmt.Sprintf("%s:%d", s.cfg.AdvertiseHost, n.Port) }
+func (s *Service) nodeAddr(n *node) string {
+	return net.JoinHostPort(s.nodeHost(n), strconv.Itoa(n.Port))
+}
+
+// nodeHost is the address a node listens on.
+func (s *Service) nodeHost(n *node) string {
+	if n.Host != "" {
+		return n.Host
+	}
+	return s.cfg.AdvertiseHost
+}
 
 // allocateGroupPorts takes ports from the node range for the group's endpoints:
 // primary and reader, or with cluster mode enabled, configuration.
@@ -367,8 +394,11 @@ func (s *Service) allocateGroupPorts(tx *store.Tx, g *replicationGroup) error {
 		return err
 	}
 	ports := []*int{&g.PrimaryPort, &g.ReaderPort}
-	if g.ClusterMode {
+	switch {
+	case g.ClusterMode:
 		ports = []*int{&g.ConfigPort}
+	case g.EndpointHost != "": // PrimaryPort is the members' own
+		ports = []*int{&g.ReaderPort}
 	}
 	for _, p := range ports {
 		port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
@@ -481,6 +511,7 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 		}
 	}
 	var g *replicationGroup
+	var retained *cluster
 	err := s.store.Update(func(tx *store.Tx) (err error) {
 		if g, err = loadGroupRecord(tx, c, in.ReplicationGroupId); err != nil {
 			return err
@@ -522,6 +553,7 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 			cl := &members[i]
 			if g.RetainPrimary && cl.Role == rolePrimary {
 				cl.ReplicationGroupID, cl.Role, cl.HoldForFailover = "", "", false
+				retained = cl
 			} else {
 				cl.Status = statusDeleting
 				for _, n := range cl.Nodes {
@@ -536,6 +568,9 @@ func (s *Service) DeleteReplicationGroup(ctx context.Context, in *ecapi.DeleteRe
 	})
 	if err != nil {
 		return nil, err
+	}
+	if retained != nil {
+		s.releaseEndpoint(ctx, g, retained)
 	}
 	s.poke()
 	return &ecapi.DeleteReplicationGroupResult{ReplicationGroup: s.describeGroup(g)}, nil
@@ -581,12 +616,12 @@ func (s *Service) describeGroup(g *replicationGroup) *ecapi.ReplicationGroup {
 		return out
 	}
 	ng := ecapi.NodeGroup{NodeGroupId: "0001", Status: g.Status, NodeGroupMembers: []ecapi.NodeGroupMember{},
-		PrimaryEndpoint: &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.PrimaryPort)},
+		PrimaryEndpoint: &ecapi.Endpoint{Address: cmp.Or(g.EndpointHost, s.cfg.AdvertiseHost), Port: int32(g.PrimaryPort)},
 		ReaderEndpoint:  &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(g.ReaderPort)}}
 	for _, m := range members {
 		member := ecapi.NodeGroupMember{CacheClusterId: m.ID, CacheNodeId: "0001", PreferredAvailabilityZone: m.AZ, CurrentRole: m.Role}
 		if len(m.Nodes) > 0 {
-			member.ReadEndpoint = &ecapi.Endpoint{Address: s.cfg.AdvertiseHost, Port: int32(m.Nodes[0].Port)}
+			member.ReadEndpoint = &ecapi.Endpoint{Address: s.nodeHost(m.Nodes[0]), Port: int32(m.Nodes[0].Port)}
 		}
 		ng.NodeGroupMembers = append(ng.NodeGroupMembers, member)
 	}

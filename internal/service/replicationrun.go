@@ -26,8 +26,9 @@ import (
 // longer primary so clients reconnect to the new one. While hoard is down the
 // endpoints are down too (the nodes themselves keep serving on their own ports).
 
-// groupFronts are the endpoints of one group: primary and reader, or with
-// cluster mode enabled, the configuration endpoint (in primary).
+// groupFronts are the endpoints of one group: primary (nil with a moving
+// PrimaryEndpoint, endpoint.go) and reader, or with cluster mode enabled, the
+// configuration endpoint (in primary).
 type groupFronts struct {
 	primary, reader *front.Front
 }
@@ -129,6 +130,7 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 		}
 	}
 	s.enforceRoles(ctx, drv, members)
+	s.placeEndpoint(ctx, g, members)
 	if err := s.fronts.serve(g, s.cfg.AdvertiseHost, s.memberAddrs(members), s.log); err != nil {
 		return err
 	}
@@ -251,6 +253,7 @@ func (s *Service) failover(ctx context.Context, g *replicationGroup, to, why str
 	}
 	drv := s.cfg.Drivers[g.Engine].(engine.Replicator)
 	s.enforceRoles(ctx, drv, members)
+	s.placeEndpoint(ctx, g, members)
 	s.log.Info("replication group failed over", "group", g.key(), "from", old, "to", to, "why", why)
 	return s.fronts.serve(g, s.cfg.AdvertiseHost, s.memberAddrs(members), s.log)
 }
@@ -373,19 +376,24 @@ func (fs *frontSet) serve(g *replicationGroup, host string, addrs endpointAddrs,
 	gf := fs.all[g.key()]
 	if gf == nil {
 		logger := front.WithLogger(log.With("group", g.key()))
-		p, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.PrimaryPort)), primary, logger)
-		if err != nil {
-			return fmt.Errorf("primary endpoint: %w", err)
+		var p *front.Front
+		if g.EndpointHost == "" { // else the primary itself listens on the endpoint (endpoint.go)
+			var err error
+			if p, err = front.Listen(net.JoinHostPort(host, strconv.Itoa(g.PrimaryPort)), primary, logger); err != nil {
+				return fmt.Errorf("primary endpoint: %w", err)
+			}
 		}
 		r, err := front.Listen(net.JoinHostPort(host, strconv.Itoa(g.ReaderPort)), readers, logger)
 		if err != nil {
-			p.Close()
+			if p != nil {
+				p.Close()
+			}
 			return fmt.Errorf("reader endpoint: %w", err)
 		}
 		fs.all[g.key()] = &groupFronts{primary: p, reader: r}
 		return nil
 	}
-	if !sameSet(gf.primary.Backends(), primary) {
+	if gf.primary != nil && !sameSet(gf.primary.Backends(), primary) {
 		gf.primary.SetBackends(primary)
 	}
 	if !sameSet(gf.reader.Backends(), readers) {
@@ -437,9 +445,10 @@ func (fs *frontSet) close(key string) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	if gf := fs.all[key]; gf != nil {
-		gf.primary.Close()
-		if gf.reader != nil {
-			gf.reader.Close()
+		for _, f := range []*front.Front{gf.primary, gf.reader} {
+			if f != nil {
+				f.Close()
+			}
 		}
 		delete(fs.all, key)
 	}
