@@ -188,6 +188,11 @@ func TestReplicationGroupReplicatesAndFailsOver(t *testing.T) {
 	// hoard itself crashes: the nodes keep running, and the restarted hoard
 	// serves the endpoints again on the same ports.
 	h.kill9()
+	// The primary itself listens on PrimaryEndpoint's address (a loopback
+	// host's moving endpoint), so writes go on while hoard is down.
+	if err := writer.Set(bg, "while-hoard-is-down", "1", 0).Err(); err != nil {
+		t.Fatalf("PrimaryEndpoint while hoard is down: %v", err)
+	}
 	h.restart()
 	c = h.client("us-east-1")
 	eventually(t, 20*time.Second, func() string {
