@@ -22,6 +22,10 @@ import (
 // ClusterSlots is the number of hash slots of a Redis Cluster.
 const ClusterSlots = 16384
 
+// clusterConfigFile is where a cluster node keeps its cluster configuration,
+// in its Dir (redis's default cluster-config-file).
+const clusterConfigFile = "nodes.conf"
+
 // Clusterer is implemented by drivers whose nodes can form a Redis Cluster.
 // Every call goes through the node's rename-commands (a renamed CLUSTER or
 // INFO) and its password.

@@ -21,6 +21,13 @@ type Spec struct {
 	// ReplicaOf makes a redis or valkey node a replica of the primary at this
 	// host:port from its start; "" starts a primary.
 	ReplicaOf string
+	// NewClusterNode: a cluster node starts as a new node (a new node ID, no
+	// slots, knowing no other node), its nodes.conf of an earlier run removed.
+	// An empty node that came back with its old nodes.conf would claim the
+	// slots it had; should its claim win over the replica that took them
+	// (config epochs tie, and redis breaks the tie by node ID), the slots'
+	// data would be replaced by its emptiness.
+	NewClusterNode bool
 }
 
 // Handle identifies a running node process. It is persisted, so that a restarted

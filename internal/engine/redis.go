@@ -50,6 +50,11 @@ func (d *redisDriver) Start(ctx context.Context, spec Spec) (Handle, error) {
 	if err != nil {
 		return Handle{}, err
 	}
+	if spec.NewClusterNode {
+		if err := os.Remove(filepath.Join(spec.Dir, clusterConfigFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Handle{}, err
+		}
+	}
 	params := copyParams(spec.Params)
 	settings, _, err := buildRedisSettings(params, nil, dirs.has)
 	if err != nil {

@@ -188,8 +188,12 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		if orphan, ok := engine.HandleInDir(s.nodeDir(cl, n)); ok && (n.Handle == nil || *n.Handle != orphan) {
 			_ = drv.Stop(ctx, orphan)
 		}
+		// A cluster-mode replica comes back as a new cluster node, never
+		// with the slots it may have owned as a primary (see NewClusterNode);
+		// its group joins it to its node group again.
+		fresh := cl.NodeGroupID != "" && cl.Role == roleReplica
 		h, err := drv.Start(ctx, engine.Spec{Engine: cl.Engine, Binary: binary, Dir: s.nodeDir(cl, n), Host: s.nodeHost(n),
-			Port: n.Port, Params: desired, Seed: n.Seed, ReplicaOf: cl.ReplicaOf})
+			Port: n.Port, Params: desired, Seed: n.Seed, ReplicaOf: cl.ReplicaOf, NewClusterNode: fresh})
 		if err != nil && portTaken(err) && n.Handle == nil && cl.ReplicationGroupID == "" {
 			// Another program (another hoard, say) bound the port between its
 			// allocation and this first start: the node moves to a free one.
