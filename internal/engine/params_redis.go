@@ -392,15 +392,8 @@ func redisConfFile(spec Spec, settings []redisSetting) (string, error) {
 	// In a cluster, hoard places every replica (its node group's record says
 	// whose replica it is); redis moving replicas to orphaned primaries on its
 	// own would fight that, each move a full resync.
-	// cluster-node-timeout also bounds how long gossip takes to tell every
-	// node of a replica's role (nodes ping each other at least every half
-	// of it): redis's 15 s default makes a new group wait up to 7.5 s before
-	// its primaries would vote in a failover election. hoard detects a dead
-	// primary itself within three reconcile passes, so redis's own detection
-	// may be slower than that without harm.
 	if spec.Params["cluster-enabled"] == "yes" {
 		line("cluster-migration-barrier", "999")
-		line("cluster-node-timeout", "5000")
 	}
 	// A node restored from a seed RDB starts with the AOF off, whatever its
 	// parameters: with appendonly on redis would load the (missing or old)

@@ -206,11 +206,13 @@ func (s *Service) shardFailover(ctx context.Context, g *replicationGroup, member
 	return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s did not fail over to %s within 10 seconds.", shardID, to)
 }
 
-// awaitVoters waits (up to 10 s) until every running primary knows node id as
+// awaitVoters waits (up to 20 s) until every running primary knows node id as
 // a replica: a failover is an election among the primaries, and one that has
 // not heard through gossip that the candidate replicates refuses its vote.
+// Nodes ping each other at least every half cluster-node-timeout (redis's
+// default, 15 s), so gossip takes up to 7.5 s.
 func awaitVoters(ctx context.Context, drv engine.Clusterer, members []cluster, id string) error {
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		waiting := ""
 		for _, m := range members {
