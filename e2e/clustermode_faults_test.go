@@ -137,11 +137,30 @@ func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
 	if err := syscall.Kill(redisPID(t, nodeClient(t, source)), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("group events: %q", groupEvents(t, c, "ledger"))
+			for _, m := range []string{"ledger-0001-001", "ledger-0001-002"} {
+				t.Logf("%s events: %q", m, eventMessages(t, c, m))
+			}
+		}
+	})
 	g = waitGroupWithin(t, c, "ledger", 180*time.Second)
 	if len(g.NodeGroups) != 4 || slotTotal(t, shardSlots(g)) != 16384 {
 		t.Fatalf("after the resharding: %v", shardSlots(g))
 	}
-	checkKeys(t, cc, seeded, func(k string) string { return k })
+	// Right after the failover and the old primary's restart, a read has
+	// been seen to answer nil for a key its primary holds, for a moment
+	// (the nodes' views still converging); the keys must all be there.
+	eventually(t, 15*time.Second, func() string {
+		cc.ReloadState(bg)
+		for _, k := range seeded {
+			if v, err := cc.Get(bg, k).Result(); err != nil || v != k {
+				return fmt.Sprintf("key %s: %q %v", k, v, err)
+			}
+		}
+		return ""
+	})
 	if msgs := groupEvents(t, c, "ledger"); !hasMessage(msgs, "Automatic failover") {
 		t.Errorf("no failover event: %v", msgs)
 	}

@@ -37,7 +37,6 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 		if p.s.primaryMisses.record(primary.key(), primaryDown(ctx, p.s.cfg.Drivers[p.g.Engine], primary)) < failoverAfter {
 			continue
 		}
-		p.s.primaryMisses.record(primary.key(), false)
 		var best *cluster
 		bestOffset := int64(-1)
 		for _, m := range ms {
@@ -51,11 +50,22 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 			}
 		}
 		if best == nil {
+			p.s.primaryMisses.record(primary.key(), false)
 			if err := p.s.setHold(p.g, primary.ID, false, "Primary %s stopped and no replica of it can take over; restarting it (its data is lost)"); err != nil {
 				return acted, err
 			}
 			continue
 		}
+		if stale := p.staleSlotMap(ctx, best, primary); stale != "" {
+			// A takeover claims, with a new epoch that beats every other
+			// claim, each slot the replica believes its primary had. One a
+			// migration has already handed to another node would go back to
+			// the replica — without its keys, which the other node then
+			// deletes. Gossip brings the replica up to date within seconds.
+			p.s.log.Info("failover waits for the replica's slot map", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "why", stale)
+			continue
+		}
+		p.s.primaryMisses.record(primary.key(), false)
 		if err := p.drv.ClusterTakeover(ctx, p.handles[best.ID]); err != nil {
 			p.s.log.Error("cluster failover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "error", err)
 			continue
@@ -248,4 +258,47 @@ func knowsReplica(v engine.ClusterView, id string) bool {
 		}
 	}
 	return false
+}
+
+// staleSlotMap returns why replica's slot map is not current enough for it to
+// take over from dead (a slot it credits to dead that a live primary claims as
+// its own), or "" when it is.
+func (p *shardPass) staleSlotMap(ctx context.Context, replica, dead *cluster) string {
+	claims := make([]string, engine.ClusterSlots)
+	for mid, h := range p.handles {
+		if mid == replica.ID || mid == dead.ID {
+			continue
+		}
+		v, err := p.drv.ClusterState(ctx, h)
+		if err != nil {
+			continue
+		}
+		for _, sh := range v.Shards {
+			if len(sh.Nodes) == 0 || sh.Nodes[0].ID != p.ids[mid] {
+				continue
+			}
+			for _, r := range sh.Slots {
+				for slot := r.Start; slot <= r.End; slot++ {
+					claims[slot] = mid
+				}
+			}
+		}
+	}
+	v, err := p.drv.ClusterState(ctx, p.handles[replica.ID])
+	if err != nil {
+		return err.Error()
+	}
+	for _, sh := range v.Shards {
+		if len(sh.Nodes) == 0 || sh.Nodes[0].ID != dead.ClusterNodeID {
+			continue
+		}
+		for _, r := range sh.Slots {
+			for slot := r.Start; slot <= r.End; slot++ {
+				if claims[slot] != "" {
+					return fmt.Sprintf("it credits slot %d to %s, which %s owns now", slot, dead.ID, claims[slot])
+				}
+			}
+		}
+	}
+	return ""
 }

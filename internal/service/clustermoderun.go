@@ -296,6 +296,9 @@ func (p *shardPass) alignRoles(ctx context.Context) {
 			if role == rolePrimary && m.Role != rolePrimary {
 				event = fmt.Sprintf("%s is now the primary of node group %s", m.ID, sh.ID)
 			}
+			if m.HoldForFailover != hold {
+				p.s.log.Debug("failover hold", "group", p.g.key(), "member", m.ID, "hold", hold)
+			}
 			m.Role, m.HoldForFailover = role, hold
 			p.change(m, event)
 		}
