@@ -108,7 +108,7 @@ func runClusterMode(ctx context.Context, bin, tmp string) error {
 		r := &cmHoard{label: h.label}
 		hoards = append(hoards, r)
 		dir := filepath.Join(tmp, h.dir)
-		err := cmWithHoard(ctx, bin, dir, h.flags, func(e *rgEnv) (err error) {
+		err := withGroupHoard(ctx, bin, dir, cmNodePorts, 4, h.flags, func(e *rgEnv) (err error) {
 			if err := e.cmCreatesAndFailovers(ctx, r, h.prefix); err != nil {
 				return err
 			}
@@ -171,35 +171,6 @@ func runClusterMode(ctx context.Context, bin, tmp string) error {
 	}
 	for _, h := range hoards {
 		printLogNotes(h)
-	}
-	return nil
-}
-
-// cmWithHoard starts a hoard in dir on the scenario's node ports with extra
-// flags, runs fn, stops hoard and ends, by PID, any engine left under dir.
-func cmWithHoard(ctx context.Context, bin, dir string, extra []string, fn func(*rgEnv) error) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	flags := append([]string{"--node-ports", cmNodePorts}, extra...)
-	srv, addr, err := startHoard(ctx, bin, dir, nil, flags...)
-	if srv != nil {
-		defer func() {
-			srv.stop()
-			if left := killEngines(dir, srv.pid()); len(left) > 0 {
-				fmt.Fprintf(os.Stderr, "bench: killed %d engine processes left running under %s: %s\n", len(left), dir, procList(left))
-			}
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	fmt.Printf("\nhoard %s (pid %d, %s), data and log in %s\n", addr, srv.pid(), strings.Join(flags, " "), dir)
-	if err := fn(&rgEnv{tmp: dir, srv: srv, ec: newSDKClient("http://"+addr, 4)}); err != nil {
-		return err
-	}
-	if left := killEngines(dir, srv.pid()); len(left) > 0 {
-		return fmt.Errorf("%d processes still running under %s after every group was deleted; killed them by PID: %s", len(left), dir, procList(left))
 	}
 	return nil
 }

@@ -148,15 +148,25 @@ func (e *rgEnv) failovers(ctx context.Context, prefix, label string) ([]failover
 	return out, nil
 }
 
+// rgNodePorts are the replication scenario's node ports: away from
+// 21000-21999 and 26000-26999, which other hoards on the machine use; hoard
+// does not skip a port someone else holds.
+const rgNodePorts = "27000-27999"
+
 // withHoard starts a hoard in dir with the scenario's flags plus extra, runs
 // fn, stops hoard and ends, by PID, any engine left under dir.
 func withHoard(ctx context.Context, bin, dir string, extra []string, fn func(*rgEnv) error) error {
+	return withGroupHoard(ctx, bin, dir, rgNodePorts, 2, extra, fn)
+}
+
+// withGroupHoard starts a hoard in dir on nodePorts with extra flags and an
+// SDK client of conns connections, runs fn, stops hoard and ends, by PID, any
+// engine left under dir.
+func withGroupHoard(ctx context.Context, bin, dir, nodePorts string, conns int, extra []string, fn func(*rgEnv) error) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	// Node ports away from 21000-21999 and 26000-26999, which other hoards on
-	// the machine use; hoard does not skip a port someone else holds.
-	flags := append([]string{"--node-ports", "27000-27999"}, extra...)
+	flags := append([]string{"--node-ports", nodePorts}, extra...)
 	srv, addr, err := startHoard(ctx, bin, dir, nil, flags...)
 	if srv != nil {
 		defer func() {
@@ -170,7 +180,7 @@ func withHoard(ctx context.Context, bin, dir string, extra []string, fn func(*rg
 		return err
 	}
 	fmt.Printf("\nhoard %s (pid %d, %s), data and log in %s\n", addr, srv.pid(), strings.Join(flags, " "), dir)
-	if err := fn(&rgEnv{tmp: dir, srv: srv, ec: newSDKClient("http://"+addr, 2)}); err != nil {
+	if err := fn(&rgEnv{tmp: dir, srv: srv, ec: newSDKClient("http://"+addr, conns)}); err != nil {
 		return err
 	}
 	if left := killEngines(dir, srv.pid()); len(left) > 0 {
