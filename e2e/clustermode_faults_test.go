@@ -103,20 +103,7 @@ func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
 	g := waitGroupWithin(t, c, "ledger", 60*time.Second)
 	cc := clusterClient(t, g)
 	bg := context.Background()
-	var seeded []string
-	for i := 0; i < 30000; i++ {
-		seeded = append(seeded, fmt.Sprintf("entry:%06d", i))
-	}
-	for start := 0; start < len(seeded); start += 1000 {
-		if _, err := cc.Pipelined(bg, func(p redis.Pipeliner) error {
-			for _, k := range seeded[start : start+1000] {
-				p.Set(bg, k, k, 0)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seeded := seedKeys(t, cc, "entry", 30000)
 	// Every primary's replica has every seeded key before anything fails.
 	if err := cc.ForEachMaster(bg, func(ctx context.Context, rc *redis.Client) error { return rc.Wait(ctx, 1, 5*time.Second).Err() }); err != nil {
 		t.Fatal(err)

@@ -18,8 +18,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// waitGroupWithin is waitGroup with a longer wait: a sharded group has more
-// nodes to start, introduce and sync.
+// waitGroupWithin waits until the group is available; a sharded group has
+// more nodes to start, introduce and sync than waitGroup waits for.
 func waitGroupWithin(t *testing.T, c *elasticache.Client, id string, within time.Duration) types.ReplicationGroup {
 	t.Helper()
 	var g types.ReplicationGroup
@@ -29,7 +29,11 @@ func waitGroupWithin(t *testing.T, c *elasticache.Client, id string, within time
 		case "available":
 			return ""
 		case "create-failed":
-			t.Fatalf("replication group %s failed to create: %v", id, groupEvents(t, c, id))
+			why := groupEvents(t, c, id)
+			for _, m := range g.MemberClusters {
+				why = append(why, eventMessages(t, c, m)...)
+			}
+			t.Fatalf("replication group %s failed to create: %v", id, why)
 		default:
 			return "status " + s
 		}
@@ -192,7 +196,15 @@ func TestClusterModeGroup(t *testing.T) {
 	}
 
 	// TestFailover of node group 0002: its replica takes over, the old primary follows it.
-	oldPrimary, oldReplica := shardNodes(t, cc, 6000)
+	// The node the client asks learns of the replicas by gossip, which may
+	// lag the group turning available by a few seconds.
+	var oldPrimary, oldReplica string
+	eventually(t, 20*time.Second, func() string {
+		if oldPrimary, oldReplica = shardNodes(t, cc, 6000); oldReplica == "" {
+			return "the cluster shows no replica of slot 6000's primary yet"
+		}
+		return ""
+	})
 	if _, err := c.TestFailover(ctx(t), &elasticache.TestFailoverInput{ReplicationGroupId: aws.String("shop"), NodeGroupId: aws.String("0002")}); err != nil {
 		t.Fatal(err)
 	}
@@ -333,6 +345,28 @@ func TestClusterModeGroup(t *testing.T) {
 	})
 }
 
+// seedKeys writes n keys, prefix:000000 and on, each holding its own name,
+// pipelined, and returns them.
+func seedKeys(t *testing.T, cc *redis.ClusterClient, prefix string, n int) []string {
+	t.Helper()
+	bg := context.Background()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s:%06d", prefix, i)
+	}
+	for start := 0; start < n; start += 1000 {
+		if _, err := cc.Pipelined(bg, func(p redis.Pipeliner) error {
+			for _, k := range keys[start:min(start+1000, n)] {
+				p.Set(bg, k, k, 0)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return keys
+}
+
 // writeLoad writes keys through a ClusterClient until stopped, and returns
 // every key whose write was acknowledged.
 type writeLoad struct {
@@ -411,21 +445,7 @@ func TestClusterModeResharding(t *testing.T) {
 	}
 	g := waitGroupWithin(t, c, "cart", 60*time.Second)
 	cc := clusterClient(t, g)
-	bg := context.Background()
-	var seeded []string
-	for i := 0; i < 20000; i++ {
-		seeded = append(seeded, fmt.Sprintf("seed:%06d", i))
-	}
-	for start := 0; start < len(seeded); start += 1000 {
-		if _, err := cc.Pipelined(bg, func(p redis.Pipeliner) error {
-			for _, k := range seeded[start : start+1000] {
-				p.Set(bg, k, k, 0)
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	seeded := seedKeys(t, cc, "seed", 20000)
 	load := startWriteLoad(cc, "live")
 
 	// 3 → 4: a new node group takes a quarter of the slots.

@@ -27,24 +27,7 @@ func describeGroup(t *testing.T, c *elasticache.Client, id string) types.Replica
 
 func waitGroup(t *testing.T, c *elasticache.Client, id string) types.ReplicationGroup {
 	t.Helper()
-	var g types.ReplicationGroup
-	eventually(t, 30*time.Second, func() string {
-		g = describeGroup(t, c, id)
-		switch s := aws.ToString(g.Status); s {
-		case "available":
-			return ""
-		case "create-failed":
-			var why []string
-			for _, m := range g.MemberClusters {
-				why = append(why, eventMessages(t, c, m)...)
-			}
-			t.Fatalf("replication group %s failed to create: %v", id, why)
-		default:
-			return "status " + s
-		}
-		return ""
-	})
-	return g
+	return waitGroupWithin(t, c, id, 30*time.Second)
 }
 
 func endpointClient(t *testing.T, e *types.Endpoint) *redis.Client {

@@ -91,6 +91,23 @@ type ClusterView struct {
 	Shards []ClusterShard
 }
 
+// SlotOwners maps each slot to the node ID of the primary that owns it in
+// the view ("" for a slot the view knows no owner of).
+func (v ClusterView) SlotOwners() []string {
+	owners := make([]string, ClusterSlots)
+	for _, sh := range v.Shards {
+		if len(sh.Nodes) == 0 || sh.Nodes[0].Role != "master" {
+			continue
+		}
+		for _, r := range sh.Slots {
+			for slot := r.Start; slot <= r.End && slot < ClusterSlots; slot++ {
+				owners[slot] = sh.Nodes[0].ID
+			}
+		}
+	}
+	return owners
+}
+
 // ClusterShard is a primary with its replicas. Shards with slots come first,
 // by their first slot.
 type ClusterShard struct {

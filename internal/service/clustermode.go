@@ -402,13 +402,7 @@ func (s *Service) createShardedGroup(ctx context.Context, in *ecapi.CreateReplic
 			}
 			g.Shards = append(g.Shards, sh)
 		}
-		if err := s.allocateGroupPorts(tx, g); err != nil {
-			return err
-		}
-		if err := tx.Put(tableGroups, g.key(), g); err != nil {
-			return err
-		}
-		return putTags(tx, g.arn(), in.Tags)
+		return s.putNewGroup(tx, g, in.Tags)
 	})
 	if err != nil {
 		return nil, err

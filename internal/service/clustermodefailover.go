@@ -264,40 +264,14 @@ func knowsReplica(v engine.ClusterView, id string) bool {
 // take over from dead (a slot it credits to dead that a live primary claims as
 // its own), or "" when it is.
 func (p *shardPass) staleSlotMap(ctx context.Context, replica, dead *cluster) string {
-	claims := make([]string, engine.ClusterSlots)
-	for mid, h := range p.handles {
-		if mid == replica.ID || mid == dead.ID {
-			continue
-		}
-		v, err := p.drv.ClusterState(ctx, h)
-		if err != nil {
-			continue
-		}
-		for _, sh := range v.Shards {
-			if len(sh.Nodes) == 0 || sh.Nodes[0].ID != p.ids[mid] {
-				continue
-			}
-			for _, r := range sh.Slots {
-				for slot := r.Start; slot <= r.End; slot++ {
-					claims[slot] = mid
-				}
-			}
-		}
-	}
+	claims := p.ownClaims(ctx, replica.ID, dead.ID)
 	v, err := p.drv.ClusterState(ctx, p.handles[replica.ID])
 	if err != nil {
 		return err.Error()
 	}
-	for _, sh := range v.Shards {
-		if len(sh.Nodes) == 0 || sh.Nodes[0].ID != dead.ClusterNodeID {
-			continue
-		}
-		for _, r := range sh.Slots {
-			for slot := r.Start; slot <= r.End; slot++ {
-				if claims[slot] != "" {
-					return fmt.Sprintf("it credits slot %d to %s, which %s owns now", slot, dead.ID, claims[slot])
-				}
-			}
+	for slot, owner := range v.SlotOwners() {
+		if owner == dead.ClusterNodeID && claims[slot] != "" {
+			return fmt.Sprintf("it credits slot %d to %s, which %s owns now", slot, dead.ID, claims[slot])
 		}
 	}
 	return ""

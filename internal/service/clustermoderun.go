@@ -145,7 +145,7 @@ func (p *shardPass) readView(ctx context.Context) bool {
 		return false
 	}
 	p.view, p.viewOK, p.viewTrusted, p.anchor = v, true, trusted, h
-	p.nodes, p.masterOf, p.owner = map[string]engine.ClusterNode{}, map[string]string{}, make([]string, engine.ClusterSlots)
+	p.nodes, p.masterOf, p.owner = map[string]engine.ClusterNode{}, map[string]string{}, v.SlotOwners()
 	for _, sh := range v.Shards {
 		master := ""
 		if len(sh.Nodes) > 0 && sh.Nodes[0].Role == "master" {
@@ -153,11 +153,6 @@ func (p *shardPass) readView(ctx context.Context) bool {
 		}
 		for _, n := range sh.Nodes {
 			p.nodes[n.ID], p.masterOf[n.ID] = n, master
-		}
-		for _, r := range sh.Slots {
-			for slot := r.Start; slot <= r.End && master != ""; slot++ {
-				p.owner[slot] = master
-			}
 		}
 	}
 	return true
@@ -339,14 +334,14 @@ func (p *shardPass) assignSlots(ctx context.Context) {
 			assign = false
 		}
 	}
-	claimed := make([]bool, engine.ClusterSlots)
+	claimed := make([]string, engine.ClusterSlots)
 	if assign {
-		p.ownClaims(ctx, claimed)
+		claimed = p.ownClaims(ctx)
 	}
 	for slot, shardID := range wanted {
 		pid := p.ids[p.primaries[shardID]]
 		switch cur := p.owner[slot]; {
-		case cur == "" && pid != "" && assign && !claimed[slot]:
+		case cur == "" && pid != "" && assign && claimed[slot] == "":
 			unowned[shardID] = append(unowned[shardID], slot)
 		case cur != "" && cur != pid:
 			p.misplaced++
@@ -381,26 +376,26 @@ func (p *shardPass) assignSlots(ctx context.Context) {
 	}
 }
 
-// ownClaims marks the slots each live member says it owns itself: a node
-// restored from a snapshot claims its keys' slots at start, and the view may
-// not have heard of that yet.
-func (p *shardPass) ownClaims(ctx context.Context, claimed []bool) {
+// ownClaims maps each slot to the live member that says it owns it itself
+// (members in skip aside): a node restored from a snapshot claims its keys'
+// slots at start, and one node's view may not have heard of a claim yet.
+func (p *shardPass) ownClaims(ctx context.Context, skip ...string) []string {
+	claims := make([]string, engine.ClusterSlots)
 	for mid, h := range p.handles {
+		if slices.Contains(skip, mid) {
+			continue
+		}
 		v, err := p.drv.ClusterState(ctx, h)
 		if err != nil {
 			continue
 		}
-		for _, sh := range v.Shards {
-			if len(sh.Nodes) == 0 || sh.Nodes[0].ID != p.ids[mid] {
-				continue
-			}
-			for _, r := range sh.Slots {
-				for slot := r.Start; slot <= r.End; slot++ {
-					claimed[slot] = true
-				}
+		for slot, owner := range v.SlotOwners() {
+			if owner != "" && owner == p.ids[mid] {
+				claims[slot] = mid
 			}
 		}
 	}
+	return claims
 }
 
 // everyNodeOK reports whether every live member finds the cluster ok: gossip

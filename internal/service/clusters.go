@@ -501,6 +501,16 @@ func (s *Service) addNodes(tx *store.Tx, cl *cluster, n int) error {
 	return nil
 }
 
+// allocatePort takes a port of the node range that nothing of hoard's holds
+// and that is free to bind now.
+func (s *Service) allocatePort(tx *store.Tx) (int, error) {
+	used, err := s.usedPorts(tx)
+	if err != nil {
+		return 0, err
+	}
+	return s.ports.allocate(s.cfg.AdvertiseHost, used)
+}
+
 func (s *Service) usedPorts(tx *store.Tx) (map[int]bool, error) {
 	used := map[int]bool{}
 	all, err := allClusters(tx)

@@ -77,11 +77,7 @@ func (s *Service) placeMovingEndpoint(tx *store.Tx, g *replicationGroup) error {
 	if err != nil {
 		return err
 	}
-	used, err := s.usedPorts(tx)
-	if err != nil {
-		return err
-	}
-	port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
+	port, err := s.allocatePort(tx)
 	if err != nil {
 		return err
 	}

@@ -373,11 +373,7 @@ func (s *Service) movePorts(tx *store.Tx, seen, fresh *cluster, results []nodeRe
 		if !r.portTaken || n == nil || n.Handle != nil {
 			continue
 		}
-		used, err := s.usedPorts(tx)
-		if err != nil {
-			return err
-		}
-		port, err := s.ports.allocate(s.cfg.AdvertiseHost, used)
+		port, err := s.allocatePort(tx)
 		if err != nil {
 			return err
 		}

@@ -269,14 +269,7 @@ func (s *Service) CreateReplicationGroup(ctx context.Context, in *ecapi.CreateRe
 				return err
 			}
 		}
-		// After the members, whose ports usedPorts now sees.
-		if err := s.allocateGroupPorts(tx, g); err != nil {
-			return err
-		}
-		if err := tx.Put(tableGroups, g.key(), g); err != nil {
-			return err
-		}
-		return putTags(tx, g.arn(), in.Tags)
+		return s.putNewGroup(tx, g, in.Tags)
 	})
 	if err != nil {
 		return nil, err
@@ -386,6 +379,18 @@ func (s *Service) nodeHost(n *node) string {
 	return s.cfg.AdvertiseHost
 }
 
+// putNewGroup stores a new group, with its endpoints' ports and its tags,
+// once its members are stored (usedPorts then sees their ports).
+func (s *Service) putNewGroup(tx *store.Tx, g *replicationGroup, tags []ecapi.Tag) error {
+	if err := s.allocateGroupPorts(tx, g); err != nil {
+		return err
+	}
+	if err := tx.Put(tableGroups, g.key(), g); err != nil {
+		return err
+	}
+	return putTags(tx, g.arn(), tags)
+}
+
 // allocateGroupPorts takes ports from the node range for the group's endpoints:
 // primary and reader, or with cluster mode enabled, configuration.
 func (s *Service) allocateGroupPorts(tx *store.Tx, g *replicationGroup) error {
@@ -454,13 +459,7 @@ func (s *Service) adoptPrimary(ctx context.Context, in *ecapi.CreateReplicationG
 				return err
 			}
 		}
-		if err := s.allocateGroupPorts(tx, g); err != nil {
-			return err
-		}
-		if err := tx.Put(tableGroups, g.key(), g); err != nil {
-			return err
-		}
-		return putTags(tx, g.arn(), in.Tags)
+		return s.putNewGroup(tx, g, in.Tags)
 	})
 	if err != nil {
 		return nil, err

@@ -335,15 +335,8 @@ func (s *Service) DecreaseReplicaCount(ctx context.Context, in *ecapi.DecreaseRe
 		if g.AutomaticFailover && len(replicas)-len(remove) < 1 {
 			return ecapi.InvalidParameterCombinationException.Errorf("Replication group %s has automatic failover, which needs at least one replica.", g.ID)
 		}
-		for i := range remove {
-			m := &remove[i]
-			m.Status = statusDeleting
-			for _, n := range m.Nodes {
-				n.Status = statusDeleting
-			}
-			if err := tx.Put(tableClusters, m.key(), m); err != nil {
-				return err
-			}
+		if err := markMembersDeleting(tx, remove); err != nil {
+			return err
 		}
 		g.Status = statusModifying
 		return tx.Put(tableGroups, g.key(), g)

@@ -334,14 +334,7 @@ func (s *Service) migrationPlan(ctx context.Context, c Caller, groupID string) (
 	if !trusted {
 		return nil, nil, nil, fmt.Errorf("%w: the cluster is not ok", errNotReady)
 	}
-	owner := make([]string, engine.ClusterSlots)
-	for _, sh := range view.Shards {
-		for _, r := range sh.Slots {
-			for slot := r.Start; slot <= r.End && len(sh.Nodes) > 0; slot++ {
-				owner[slot] = sh.Nodes[0].ID
-			}
-		}
-	}
+	owner := view.SlotOwners()
 	wanted := slotOwners(g.Shards)
 	type pair struct{ src, dst string }
 	bySlot := map[int]pair{}
@@ -396,14 +389,11 @@ func (s *Service) awaitSlotMap(ctx context.Context, drv engine.Clusterer, h engi
 	if err != nil {
 		return err
 	}
-	owned := make([]bool, engine.ClusterSlots)
+	owners := v.SlotOwners()
 	n := 0
-	for _, sh := range v.Shards {
-		for _, r := range sh.Slots {
-			for slot := r.Start; slot <= r.End; slot++ {
-				owned[slot] = true
-				n++
-			}
+	for _, o := range owners {
+		if o != "" {
+			n++
 		}
 	}
 	if n == engine.ClusterSlots {
@@ -415,7 +405,7 @@ func (s *Service) awaitSlotMap(ctx context.Context, drv engine.Clusterer, h engi
 	if _, importing, err := drv.ClusterOpenSlots(ctx, h); err == nil {
 		var stuck []int
 		for slot := range importing {
-			if !owned[slot] {
+			if owners[slot] == "" {
 				stuck = append(stuck, slot)
 			}
 		}
