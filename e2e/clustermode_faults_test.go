@@ -88,7 +88,7 @@ func TestClusterModeNodeThatCannotStart(t *testing.T) {
 // while slots move off it; its replica takes over, the migration resumes from
 // the new primary, and every key the replicas had confirmed is there after.
 func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
-	h := startHoard(t, fastReconcile)
+	h := startHoard(t, fastReconcile, withArgs("--log-level", "debug"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(h.stderr.String())
@@ -124,6 +124,7 @@ func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
 	if err := syscall.Kill(redisPID(t, nodeClient(t, source)), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("killed %s at %s", source, time.Now().UTC().Format("15:04:05.000"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("group events: %q", groupEvents(t, c, "ledger"))

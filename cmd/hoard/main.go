@@ -74,6 +74,7 @@ func serve(args []string) error {
 	region := fs.String("region", "us-east-1", "region hoard's own defaults and logs name")
 	s3Endpoint := fs.String("s3-endpoint", "", "S3-compatible endpoint (path-style) for snapshot export and seeding; without it, buckets are directories under <data-dir>/s3/")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "lowest level logged: debug, info, warn or error")
 	quotas := service.DefaultQuotas
 	fs.IntVar(&quotas.ParameterGroups, "quota-parameter-groups", quotas.ParameterGroups, "custom cache parameter groups per account and region")
 	fs.IntVar(&quotas.TagsPerResource, "quota-tags-per-resource", quotas.TagsPerResource, "tags per resource")
@@ -92,7 +93,11 @@ func serve(args []string) error {
 	fs.StringVar(&bins.Memcached, "memcached", bins.Memcached, "memcached binary (name on PATH or path)")
 	_ = fs.Parse(args)
 
-	log := newLogger(*logFormat)
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	log := newLogger(*logFormat, level)
 	if err := os.MkdirAll(*dataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -169,11 +174,12 @@ func serve(args []string) error {
 	return nil
 }
 
-func newLogger(format string) *slog.Logger {
+func newLogger(format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, nil))
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
 }
 
 // detectEngines finds the engines installed here and maps them to their families.

@@ -47,6 +47,7 @@ var eventSeq atomic.Uint64
 func (s *Service) recordEvent(tx *store.Tx, c Caller, sourceType, sourceID, format string, args ...any) error {
 	e := event{Date: s.now(), SourceType: sourceType, SourceID: sourceID, Message: fmt.Sprintf(format, args...)}
 	key := fmt.Sprintf("%s%020d/%010d", c.scope(), e.Date.UnixNano(), eventSeq.Add(1)%1e10)
+	s.log.Debug("event", "source_type", sourceType, "source", sourceID, "message", e.Message)
 	return tx.Put(tableEvents, key, e)
 }
 

@@ -222,10 +222,13 @@ func (s *Service) reconcileNode(ctx context.Context, drv engine.Driver, cl *clus
 		r := start("Cache node " + n.ID + " restarted")
 		r.restarted = r.err == nil
 		return r
-	case !drv.Alive(ctx, *n.Handle) && cl.HoldForFailover:
-		return nodeResult{handle: n.Handle, binary: n.Binary, applied: n.Applied,
-			err: fmt.Errorf("primary node %s stopped; waiting for the replication group to fail over", n.ID)}
 	case !drv.Alive(ctx, *n.Handle):
+		// Asked once: a node that died between two asks would be restarted
+		// (empty) in spite of the hold, and its replicas would copy that.
+		if cl.HoldForFailover {
+			return nodeResult{handle: n.Handle, binary: n.Binary, applied: n.Applied,
+				err: fmt.Errorf("primary node %s stopped; waiting for the replication group to fail over", n.ID)}
+		}
 		_ = drv.Stop(ctx, *n.Handle) // make sure the old process is gone before reusing its port
 		r := start("Recovered cache node " + n.ID + ": its process had stopped, and it was restarted")
 		if r.err != nil {
