@@ -131,6 +131,7 @@ func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
 			for _, m := range []string{"ledger-0001-001", "ledger-0001-002"} {
 				t.Logf("%s events: %q", m, eventMessages(t, c, m))
 			}
+			logClusterNodes(t, c, "ledger")
 		}
 	})
 	g = waitGroupWithin(t, c, "ledger", 180*time.Second)
@@ -151,5 +152,22 @@ func TestClusterModePrimaryDiesMidResharding(t *testing.T) {
 	})
 	if msgs := groupEvents(t, c, "ledger"); !hasMessage(msgs, "Automatic failover") {
 		t.Errorf("no failover event: %v", msgs)
+	}
+}
+
+// logClusterNodes logs what each member's node says of the cluster (CLUSTER
+// NODES: owners, epochs, slots half migrated), to diagnose a failure.
+func logClusterNodes(t *testing.T, c *elasticache.Client, groupID string) {
+	g := describeGroup(t, c, groupID)
+	for _, id := range g.MemberClusters {
+		out, err := c.DescribeCacheClusters(ctx(t), &elasticache.DescribeCacheClustersInput{CacheClusterId: aws.String(id), ShowCacheNodeInfo: aws.Bool(true)})
+		if err != nil || len(out.CacheClusters) == 0 || len(out.CacheClusters[0].CacheNodes) == 0 || out.CacheClusters[0].CacheNodes[0].Endpoint == nil {
+			t.Logf("%s: no endpoint (%v)", id, err)
+			continue
+		}
+		e := out.CacheClusters[0].CacheNodes[0].Endpoint
+		addr := fmt.Sprintf("%s:%d", aws.ToString(e.Address), aws.ToInt32(e.Port))
+		nodes, err := nodeClient(t, addr).ClusterNodes(context.Background()).Result()
+		t.Logf("%s (%s) CLUSTER NODES: %v\n%s", id, addr, err, nodes)
 	}
 }

@@ -72,3 +72,51 @@ func TestHeldPrimaryIsNeverRestarted(t *testing.T) {
 		})
 	}
 }
+
+// TestArmHoldsAsGroupTurnsAvailable: the transaction that makes a group
+// available holds every primary with a replica (a node group of one has
+// nobody to fail over to, a member being deleted does not count).
+func TestArmHoldsAsGroupTurnsAvailable(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "hoard.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	g := &replicationGroup{Account: "123456789012", Region: "us-east-1", ID: "g", AutomaticFailover: true, ClusterMode: true}
+	member := func(id, nodeGroup, role, status string) cluster {
+		return cluster{Account: g.Account, Region: g.Region, ID: id, ReplicationGroupID: g.ID, NodeGroupID: nodeGroup, Role: role, Status: status}
+	}
+	members := []cluster{
+		member("g-0001-001", "0001", rolePrimary, statusAvailable),
+		member("g-0001-002", "0001", roleReplica, statusAvailable),
+		member("g-0002-001", "0002", rolePrimary, statusAvailable),
+		member("g-0002-002", "0002", roleReplica, statusDeleting),
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		for i := range members {
+			if err := tx.Put(tableClusters, members[i].key(), &members[i]); err != nil {
+				return err
+			}
+		}
+		return armHolds(tx, g)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"g-0001-001": true, "g-0001-002": false, "g-0002-001": false, "g-0002-002": false}
+	err = st.View(func(tx *store.Tx) error {
+		for id, hold := range want {
+			cl, err := loadCluster(tx, g.caller(), id)
+			if err != nil {
+				return err
+			}
+			if cl.HoldForFailover != hold {
+				t.Errorf("%s: hold %v, want %v", id, cl.HoldForFailover, hold)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -354,8 +354,44 @@ func (s *Service) setGroupStatus(g *replicationGroup, status, event string) erro
 		if err := tx.Put(tableGroups, fresh.key(), fresh); err != nil {
 			return err
 		}
+		if status == statusAvailable {
+			if err := armHolds(tx, fresh); err != nil {
+				return err
+			}
+		}
 		return s.recordEvent(tx, g.caller(), EventsReplicationGroup, g.ID, "%s", event)
 	})
+}
+
+// armHolds holds for failover every primary that has a replica, as the group
+// turns available: in the same transaction, so that no pass between the two
+// finds a primary dead and restarts it empty while clients already write to it.
+// (Reconciler passes keep the holds in step afterwards.)
+func armHolds(tx *store.Tx, g *replicationGroup) error {
+	if !g.AutomaticFailover {
+		return nil
+	}
+	members, err := groupMembers(tx, g)
+	if err != nil {
+		return err
+	}
+	nodeGroupSize := map[string]int{}
+	for _, m := range members {
+		if m.Status != statusDeleting {
+			nodeGroupSize[m.NodeGroupID]++
+		}
+	}
+	for i := range members {
+		m := &members[i]
+		if m.Role != rolePrimary || m.HoldForFailover || m.Status == statusDeleting || nodeGroupSize[m.NodeGroupID] < 2 {
+			continue
+		}
+		m.HoldForFailover = true
+		if err := tx.Put(tableClusters, m.key(), m); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // serve makes the group's endpoints forward to addrs, starting them if needed.
