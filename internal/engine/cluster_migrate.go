@@ -92,9 +92,10 @@ func (d *redisDriver) ClusterOpenSlots(ctx context.Context, h Handle) (migrating
 //     restored some keys (a timeout) leaves them on both, and src's copy is
 //     the newer (writes to a key src holds go to src), hence REPLACE.
 //  4. dst: SETSLOT NODE dst, which ends its import and bumps its config
-//     epoch above src's, so that its claim beats src's in gossip. See claim
-//     for the slots it first drops the import of (SETSLOT STABLE): one left
-//     there is neither imported nor owned by dst, still src's.
+//     epoch above src's, so that its claim beats src's in gossip — once dst
+//     knows src's current epoch (see outrank). See claim for the slots it
+//     first drops the import of (SETSLOT STABLE): one left there is neither
+//     imported nor owned by dst, still src's.
 //  5. src: SETSLOT NODE dst, which ends its migration. Gossip from dst may
 //     already have taken the slot from src, but not its MIGRATING state.
 //  6. the others: SETSLOT NODE dst, best effort: gossip also tells them.
@@ -138,6 +139,13 @@ func (d *redisDriver) ClusterMigrateSlots(ctx context.Context, src, dst Handle, 
 
 	// src needs step 5 for a finished slot only while it still is a primary
 	// that owns or migrates it.
+	if len(finished) > 0 {
+		// dst claimed them in an earlier call; its claim must win before src
+		// and the others are told.
+		if err := m.outrank(ctx); err != nil {
+			return 0, err
+		}
+	}
 	var unclosed []int
 	for _, s := range finished {
 		_, migrating := m.srcSelf.migrating[s]
@@ -225,6 +233,8 @@ type nodeSelf struct {
 	importing map[int]string // slot: the node ID it is importing from
 	// livePrimary: the nodes it knows as primaries not failing, by node ID.
 	livePrimary map[string]bool
+	epoch       uint64            // its config epoch
+	epochs      map[string]uint64 // the config epoch it knows of each node, by node ID
 }
 
 func (n *slotNode) self(ctx context.Context) (nodeSelf, error) {
@@ -278,6 +288,8 @@ func parseNodeSelf(text string) (nodeSelf, error) {
 			}
 		}
 		s.livePrimary = livePrimaries(text)
+		s.epochs = configEpochs(text)
+		s.epoch = s.epochs[s.id]
 		return s, nil
 	}
 	return nodeSelf{}, errors.New("no line for the node itself")
@@ -350,6 +362,9 @@ func (m *migration) moveSlots(ctx context.Context, slots []int) (int64, error) {
 	}
 	moved, err := m.moveKeys(ctx, slots)
 	if err != nil {
+		return moved, err
+	}
+	if err := m.outrank(ctx); err != nil {
 		return moved, err
 	}
 	// dst first: were src told first, it would send clients to dst with
@@ -536,7 +551,9 @@ func (m *migration) migrateBatches(ctx context.Context, batches []keyBatch) (int
 }
 
 // livePrimaries lists the node IDs CLUSTER NODES shows as primaries that are
-// not failing (flags master, without fail or fail?).
+// not failing (flags master, without fail, fail? or noaddr: a node whose
+// address another node took, as a primary restarted as a new node does, is
+// never marked failing).
 func livePrimaries(text string) map[string]bool {
 	out := map[string]bool{}
 	for _, line := range strings.Split(text, "\n") {
@@ -545,11 +562,74 @@ func livePrimaries(text string) map[string]bool {
 			continue
 		}
 		flags := "," + f[2] + ","
-		if strings.Contains(flags, ",master,") && !strings.Contains(flags, ",fail,") && !strings.Contains(flags, ",fail?,") {
+		if strings.Contains(flags, ",master,") && !strings.Contains(flags, ",fail,") &&
+			!strings.Contains(flags, ",fail?,") && !strings.Contains(flags, ",noaddr,") {
 			out[f[0]] = true
 		}
 	}
 	return out
+}
+
+// configEpochs reads the config epoch of every node of CLUSTER NODES (its
+// seventh field), by node ID.
+func configEpochs(text string) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, line := range strings.Split(text, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 7 {
+			continue
+		}
+		if e, err := strconv.ParseUint(f[6], 10, 64); err == nil {
+			out[f[0]] = e
+		}
+	}
+	return out
+}
+
+// outrankTimeout bounds outrank's wait for gossip.
+const outrankTimeout = 10 * time.Second
+
+// outrank returns once dst's config epoch is above src's, as both say of
+// themselves and dst knows src's: a claim of dst on src's slots then beats
+// src's claim on every node. Without it a claim can lose: a replica that took
+// over src (a new epoch) shortly before, its epoch not yet heard of by dst —
+// dst's claim would not bump above it, every node that knows it would keep
+// the slots src's, dst would give them back at the next message and delete
+// their keys, and src, then told they are dst's, would claim them no more.
+// A dst below src is bumped (CLUSTER BUMPEPOCH); equal epochs are a collision
+// redis resolves itself within a message or two.
+func (m *migration) outrank(ctx context.Context) error {
+	deadline := time.Now().Add(outrankTimeout)
+	for {
+		src, err := m.src.self(ctx)
+		if err != nil {
+			return err
+		}
+		dst, err := m.dst.self(ctx)
+		if err != nil {
+			return err
+		}
+		known := dst.epochs[src.id]
+		switch {
+		case !src.primary: // it claims no slot (and shows its primary's epoch)
+			return nil
+		case known == src.epoch && dst.epoch > src.epoch:
+			return nil
+		case known == src.epoch && dst.epoch < src.epoch:
+			if err := m.dst.c.Do(ctx, m.dst.cluster, "BUMPEPOCH").Err(); err != nil {
+				return clusterErr(m.dst.h, "BUMPEPOCH", err)
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (config epoch %d) does not outrank %s (config epoch %d, known to it as %d) after %s",
+				m.dst.addr(), dst.epoch, m.src.addr(), src.epoch, known, outrankTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // ClusterStableSlots runs CLUSTER SETSLOT s STABLE for each slot, pipelined.

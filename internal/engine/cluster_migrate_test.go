@@ -329,6 +329,15 @@ func TestParseNodeSelf(t *testing.T) {
 		!reflect.DeepEqual(got.migrating, map[int]string{3: "67ed"}) || !reflect.DeepEqual(got.importing, map[int]string{7: "292f"}) {
 		t.Errorf("parseNodeSelf: %+v (owns %v)", got, owns)
 	}
+	if got.epoch != 1 || !reflect.DeepEqual(got.epochs, map[string]uint64{"67ed": 2, "07c3": 1}) {
+		t.Errorf("epochs: own %d, known %v", got.epoch, got.epochs)
+	}
+	// A node whose address a new node took (noaddr) is never marked failing:
+	// it is not a live primary, nor is a failing one.
+	live := livePrimaries(text + "292f :0@0 master,noaddr - 0 0 3 connected\n" + "5a5a 127.0.0.1:30003@40003 master,fail - 0 0 5 connected\n")
+	if !reflect.DeepEqual(live, map[string]bool{"67ed": true, "07c3": true}) {
+		t.Errorf("livePrimaries: %v", live)
+	}
 	replica, err := parseNodeSelf("e7d1 127.0.0.1:30004@40004 myself,slave 07c3 0 1 4 connected\n")
 	if err != nil || replica.primary || replica.id != "e7d1" {
 		t.Errorf("replica: %+v, %v", replica, err)

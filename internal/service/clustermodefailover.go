@@ -56,17 +56,32 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 			}
 			continue
 		}
+		// Not while a migration call moves slots: a takeover's new epoch
+		// unknown to the destination when it claims a chunk would beat the
+		// claim; the destination would give the chunk back and delete its
+		// keys, and the source, told the chunk is the destination's, would
+		// not claim it either. (The call waits for the epochs to be known,
+		// see engine.ClusterMigrateSlots; it cannot while one changes.)
+		unlock := p.s.slotMoves.tryLock(p.g.key())
+		if unlock == nil {
+			p.s.log.Debug("failover waits for a slot migration call", "group", p.g.key(), "node group", sh.ID)
+			continue
+		}
 		if stale := p.staleSlotMap(ctx, best, primary); stale != "" {
 			// A takeover claims, with a new epoch that beats every other
 			// claim, each slot the replica believes its primary had. One a
 			// migration has already handed to another node would go back to
 			// the replica — without its keys, which the other node then
 			// deletes. Gossip brings the replica up to date within seconds.
+			unlock()
 			p.s.log.Info("failover waits for the replica's slot map", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "why", stale)
 			continue
 		}
 		p.s.primaryMisses.record(primary.key(), false)
-		if err := p.drv.ClusterTakeover(ctx, p.handles[best.ID]); err != nil {
+		p.s.log.Debug("takeover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "claims", p.creditedTo(ctx, best, primary))
+		err := p.drv.ClusterTakeover(ctx, p.handles[best.ID])
+		unlock()
+		if err != nil {
 			p.s.log.Error("cluster failover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "error", err)
 			continue
 		}
@@ -275,4 +290,20 @@ func (p *shardPass) staleSlotMap(ctx context.Context, replica, dead *cluster) st
 		}
 	}
 	return ""
+}
+
+// creditedTo lists, as ranges, the slots replica's view credits to node
+// dead's node: those a takeover by replica claims.
+func (p *shardPass) creditedTo(ctx context.Context, replica, dead *cluster) string {
+	v, err := p.drv.ClusterState(ctx, p.handles[replica.ID])
+	if err != nil {
+		return err.Error()
+	}
+	var slots []int
+	for slot, owner := range v.SlotOwners() {
+		if owner == dead.ClusterNodeID {
+			slots = append(slots, slot)
+		}
+	}
+	return fmt.Sprint(slotRanges(slots))
 }

@@ -410,6 +410,21 @@ func (p *shardPass) everyNodeOK(ctx context.Context) bool {
 	return true
 }
 
+// ownersClaim reports whether every slot's owner, as the view has it, claims
+// the slot in its own view. A node's view can credit a slot to a node that
+// has given it up; clients sent there are sent back (MOVED), and no node's
+// messages would ever correct the views.
+func (p *shardPass) ownersClaim(ctx context.Context) bool {
+	claims := p.ownClaims(ctx)
+	for slot, owner := range p.owner {
+		if p.ids[claims[slot]] != owner {
+			p.s.log.Debug("slot owner does not claim it", "group", p.g.key(), "slot", slot, "owner", owner, "claimed by", claims[slot])
+			return false
+		}
+	}
+	return true
+}
+
 // openSlots reports whether a live primary has a slot half migrated: a
 // migration was cut short and must be finished.
 func (p *shardPass) openSlots(ctx context.Context) bool {
@@ -603,7 +618,7 @@ func (p *shardPass) settle(ctx context.Context) error {
 			return nil
 		}
 	}
-	if p.openSlots(ctx) || !p.everyNodeOK(ctx) {
+	if p.openSlots(ctx) || !p.everyNodeOK(ctx) || !p.ownersClaim(ctx) {
 		return nil
 	}
 	done := "created"

@@ -565,7 +565,23 @@ type keyLocks struct {
 }
 
 func (k *keyLocks) lock(key string) (unlock func()) {
+	l := k.get(key)
+	l.Lock()
+	return l.Unlock
+}
+
+// tryLock is lock, or nil at once when the key is locked.
+func (k *keyLocks) tryLock(key string) (unlock func()) {
+	l := k.get(key)
+	if !l.TryLock() {
+		return nil
+	}
+	return l.Unlock
+}
+
+func (k *keyLocks) get(key string) *sync.Mutex {
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	if k.locks == nil {
 		k.locks = map[string]*sync.Mutex{}
 	}
@@ -574,7 +590,5 @@ func (k *keyLocks) lock(key string) (unlock func()) {
 		l = &sync.Mutex{}
 		k.locks[key] = l
 	}
-	k.mu.Unlock()
-	l.Lock()
-	return l.Unlock
+	return l
 }

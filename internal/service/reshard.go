@@ -271,6 +271,7 @@ type slotMove struct {
 // migrate moves misplaced slots until there are none, reading the cluster
 // afresh after each round (a failover may have changed the primaries).
 func (s *Service) migrate(ctx context.Context, c Caller, groupID string) error {
+	key := c.scope() + groupID // the group's key
 	for round := 0; round < 10; round++ {
 		drv, moves, others, err := s.migrationPlan(ctx, c, groupID)
 		if err != nil || len(moves) == 0 {
@@ -283,7 +284,12 @@ func (s *Service) migrate(ctx context.Context, c Caller, groupID string) error {
 		for _, mv := range moves {
 			for start := 0; start < len(mv.slots); start += migrationChunk {
 				chunk := mv.slots[start:min(start+migrationChunk, len(mv.slots))]
-				if _, err := drv.ClusterMigrateSlots(ctx, mv.src, mv.dst, chunk, others); err != nil {
+				unlock := s.slotMoves.lock(key)
+				keys, err := drv.ClusterMigrateSlots(ctx, mv.src, mv.dst, chunk, others)
+				unlock()
+				s.log.Debug("slots migrated", "group", groupID, "from", mv.src.Port, "to", mv.dst.Port,
+					"slots", slotRanges(chunk), "keys", keys, "error", err)
+				if err != nil {
 					return err
 				}
 				left -= len(chunk)

@@ -91,6 +91,10 @@ type Service struct {
 	primaryMisses missCounter
 	// groupLocks serialise what repoints a replication group's nodes.
 	groupLocks keyLocks
+	// slotMoves: held by a migration call (a chunk of slots changing
+	// owner) and by a takeover, which must not interleave (see
+	// replaceDeadPrimaries).
+	slotMoves keyLocks
 	// reshardJobs are the slot migrations running, by group key.
 	reshardJobs jobSet
 }
