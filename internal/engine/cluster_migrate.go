@@ -228,12 +228,13 @@ func (n *slotNode) addr() string { return hostPort(n.h.Host, n.h.Port) }
 type nodeSelf struct {
 	id        string
 	primary   bool
+	master    string         // the node ID of the primary it replicates, when a replica
 	owns      []bool         // by slot
 	migrating map[int]string // slot: the node ID it is migrating to
 	importing map[int]string // slot: the node ID it is importing from
 	// livePrimary: the nodes it knows as primaries not failing, by node ID.
 	livePrimary map[string]bool
-	epoch       uint64            // its config epoch
+	epoch       uint64            // its config epoch (a replica shows its primary's)
 	epochs      map[string]uint64 // the config epoch it knows of each node, by node ID
 }
 
@@ -259,7 +260,7 @@ func parseNodeSelf(text string) (nodeSelf, error) {
 		if len(f) < 8 || !strings.Contains(","+f[2]+",", ",myself,") {
 			continue
 		}
-		s := nodeSelf{id: f[0], primary: strings.Contains(","+f[2]+",", ",master,"),
+		s := nodeSelf{id: f[0], primary: strings.Contains(","+f[2]+",", ",master,"), master: strings.Trim(f[3], "-"),
 			owns: make([]bool, ClusterSlots), migrating: map[int]string{}, importing: map[int]string{}}
 		for _, e := range f[8:] {
 			if body, ok := strings.CutPrefix(e, "["); ok {
@@ -609,10 +610,17 @@ func (m *migration) outrank(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		known := dst.epochs[src.id]
+		// The rival claim is src's, or if src is a replica now (failed over,
+		// or drained into dst), its primary's, whose epoch src shows.
+		rival := src.id
+		if !src.primary {
+			if src.master == dst.id {
+				return nil
+			}
+			rival = src.master
+		}
+		known := dst.epochs[rival]
 		switch {
-		case !src.primary: // it claims no slot (and shows its primary's epoch)
-			return nil
 		case known == src.epoch && dst.epoch > src.epoch:
 			return nil
 		case known == src.epoch && dst.epoch < src.epoch:

@@ -339,7 +339,7 @@ func TestParseNodeSelf(t *testing.T) {
 		t.Errorf("livePrimaries: %v", live)
 	}
 	replica, err := parseNodeSelf("e7d1 127.0.0.1:30004@40004 myself,slave 07c3 0 1 4 connected\n")
-	if err != nil || replica.primary || replica.id != "e7d1" {
+	if err != nil || replica.primary || replica.id != "e7d1" || replica.master != "07c3" || replica.epoch != 4 {
 		t.Errorf("replica: %+v, %v", replica, err)
 	}
 	for _, bad := range []string{"", "07c3 127.0.0.1:1@2 master - 0 0 1 connected 0-2",

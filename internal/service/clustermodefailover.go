@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -56,12 +57,12 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 			}
 			continue
 		}
-		// Not while a migration call moves slots: a takeover's new epoch
-		// unknown to the destination when it claims a chunk would beat the
-		// claim; the destination would give the chunk back and delete its
-		// keys, and the source, told the chunk is the destination's, would
-		// not claim it either. (The call waits for the epochs to be known,
-		// see engine.ClusterMigrateSlots; it cannot while one changes.)
+		// Not while a migration call moves slots: the call makes sure the
+		// destination outranks the source before it claims a chunk
+		// (engine.ClusterMigrateSlots); a takeover's new epoch, unknown to
+		// the destination, would beat the claim — the destination would give
+		// the chunk back and delete its keys, and the source, told it is the
+		// destination's, would not claim it either.
 		unlock := p.s.slotMoves.tryLock(p.g.key())
 		if unlock == nil {
 			p.s.log.Debug("failover waits for a slot migration call", "group", p.g.key(), "node group", sh.ID)
@@ -78,7 +79,9 @@ func (p *shardPass) replaceDeadPrimaries(ctx context.Context) (bool, error) {
 			continue
 		}
 		p.s.primaryMisses.record(primary.key(), false)
-		p.s.log.Debug("takeover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "claims", p.creditedTo(ctx, best, primary))
+		if p.s.log.Enabled(ctx, slog.LevelDebug) {
+			p.s.log.Debug("takeover", "group", p.g.key(), "node group", sh.ID, "to", best.ID, "claims", p.creditedTo(ctx, best, primary))
+		}
 		err := p.drv.ClusterTakeover(ctx, p.handles[best.ID])
 		unlock()
 		if err != nil {
@@ -196,6 +199,10 @@ func (s *Service) shardFailover(ctx context.Context, g *replicationGroup, member
 	if err := awaitVoters(ctx, drv, members, replicas[i].ClusterNodeID); err != nil {
 		return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s cannot fail over now: %v", shardID, err)
 	}
+	// A failover gives the new primary a new epoch: not while a migration
+	// call moves slots (see replaceDeadPrimaries).
+	unlockMoves := s.slotMoves.lock(g.key())
+	defer unlockMoves()
 	if err := drv.ClusterFailover(ctx, h); err != nil {
 		return ecapi.TestFailoverNotAvailableFault.Errorf("Node group %s cannot fail over now: %v", shardID, err)
 	}
