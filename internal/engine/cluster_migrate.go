@@ -137,8 +137,6 @@ func (d *redisDriver) ClusterMigrateSlots(ctx context.Context, src, dst Handle, 
 		moving = append(moving, s)
 	}
 
-	// src needs step 5 for a finished slot only while it still is a primary
-	// that owns or migrates it.
 	if len(finished) > 0 {
 		// dst claimed them in an earlier call; its claim must win before src
 		// and the others are told.
@@ -146,6 +144,8 @@ func (d *redisDriver) ClusterMigrateSlots(ctx context.Context, src, dst Handle, 
 			return 0, err
 		}
 	}
+	// src needs step 5 for a finished slot only while it still is a primary
+	// that owns or migrates it.
 	var unclosed []int
 	for _, s := range finished {
 		_, migrating := m.srcSelf.migrating[s]
