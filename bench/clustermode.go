@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache/types"
+	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -49,7 +50,6 @@ const (
 	cmBudget    = 5 * time.Minute       // one resharding
 	cmSettle    = 500 * time.Millisecond
 	cmProbe     = 10 * time.Millisecond // the server-side probe after a kill
-	cmSlots     = 16384
 )
 
 // cmFailover is one kill -9 of a node group's primary.
@@ -269,7 +269,7 @@ type cmLane struct {
 func (l *cmLane) next() string {
 	for {
 		k := l.prefix + strconv.Itoa(l.n)
-		if l.n++; l.slots[keySlot(k)] {
+		if l.n++; l.slots[engine.KeySlot(k)] {
 			return k
 		}
 	}
@@ -333,8 +333,8 @@ func (e *rgEnv) cmFailover(ctx context.Context, g *types.ReplicationGroup, victi
 		return f, fmt.Errorf("no node group %s in %v", victim, groups)
 	}
 	first := slices.Index(owned[victim], true)
-	if got, err := cc.ClusterKeySlot(ctx, "bench-slot-check").Result(); err != nil || int(got) != keySlot("bench-slot-check") {
-		return f, fmt.Errorf("CLUSTER KEYSLOT says %d (%v), the harness computes %d", got, err, keySlot("bench-slot-check"))
+	if got, err := cc.ClusterKeySlot(ctx, "bench-slot-check").Result(); err != nil || int(got) != engine.KeySlot("bench-slot-check") {
+		return f, fmt.Errorf("CLUSTER KEYSLOT says %d (%v), the harness computes %d", got, err, engine.KeySlot("bench-slot-check"))
 	}
 	before, err := slotOwners(ctx, endpoint(g.ConfigurationEndpoint))
 	if err != nil {
@@ -513,7 +513,7 @@ func slotOwners(ctx context.Context, addr string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("CLUSTER SLOTS on %s: %w", addr, err)
 	}
-	owners := make([]string, cmSlots)
+	owners := make([]string, engine.ClusterSlots)
 	for _, r := range ranges {
 		f, _ := r.([]any)
 		if len(f) < 3 {
@@ -526,7 +526,7 @@ func slotOwners(ctx context.Context, addr string) ([]string, error) {
 			return nil, fmt.Errorf("CLUSTER SLOTS on %s: entry %v", addr, r)
 		}
 		a := fmt.Sprintf("%v:%v", node[0], node[1])
-		for s := max(lo, 0); s <= hi && s < cmSlots; s++ {
+		for s := max(lo, 0); s <= hi && s < engine.ClusterSlots; s++ {
 			owners[s] = a
 		}
 	}
@@ -535,7 +535,7 @@ func slotOwners(ctx context.Context, addr string) ([]string, error) {
 
 // parseSlots reads a node group's Slots ("0-4095,9558-10922" or "7").
 func parseSlots(s string) ([]bool, error) {
-	out := make([]bool, cmSlots)
+	out := make([]bool, engine.ClusterSlots)
 	for _, part := range strings.Split(s, ",") {
 		a, b, found := strings.Cut(strings.TrimSpace(part), "-")
 		if !found {
@@ -543,7 +543,7 @@ func parseSlots(s string) ([]bool, error) {
 		}
 		lo, err1 := strconv.Atoi(a)
 		hi, err2 := strconv.Atoi(b)
-		if err1 != nil || err2 != nil || lo < 0 || hi >= cmSlots || lo > hi {
+		if err1 != nil || err2 != nil || lo < 0 || hi >= engine.ClusterSlots || lo > hi {
 			return nil, fmt.Errorf("slots %q", s)
 		}
 		for i := lo; i <= hi; i++ {
@@ -559,28 +559,6 @@ func layoutString(g *types.ReplicationGroup) string {
 		parts = append(parts, aws.ToString(ng.NodeGroupId)+"="+aws.ToString(ng.Slots))
 	}
 	return strings.Join(parts, " ")
-}
-
-// keySlot is the cluster slot of a key: CRC16 (XMODEM) of the key, or of its
-// hash tag, modulo 16384.
-func keySlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for i := 0; i < len(key); i++ {
-		crc ^= uint16(key[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % cmSlots
 }
 
 // mmm is "median (min-max)".

@@ -26,14 +26,10 @@ var _ Binder = (*redisDriver)(nil)
 
 // Bind runs CONFIG SET bind when the node's bind list differs from addrs.
 func (d *redisDriver) Bind(ctx context.Context, h Handle, addrs []string) (bool, error) {
-	if err := checkNode(h); err != nil {
-		return false, err
-	}
-	st, err := loadState(h.Dir)
+	c, st, err := openNode(h)
 	if err != nil {
 		return false, err
 	}
-	c := redisClient(h, st)
 	defer c.Close()
 	config := renamedCommand(st.Params["rename-commands"], "CONFIG")
 	got, err := c.Do(ctx, config, "GET", "bind").StringSlice()
@@ -55,14 +51,10 @@ func (d *redisDriver) Bind(ctx context.Context, h Handle, addrs []string) (bool,
 
 // DropClientsOn runs CLIENT KILL LADDR addr; no such client is no error.
 func (d *redisDriver) DropClientsOn(ctx context.Context, h Handle, addr string) error {
-	if err := checkNode(h); err != nil {
-		return err
-	}
-	st, err := loadState(h.Dir)
+	c, st, err := openNode(h)
 	if err != nil {
 		return err
 	}
-	c := redisClient(h, st)
 	defer c.Close()
 	err = c.Do(ctx, renamedCommand(st.Params["rename-commands"], "CLIENT"), "KILL", "LADDR", addr, "SKIPME", "yes").Err()
 	if err != nil && !strings.Contains(err.Error(), "No such client") {

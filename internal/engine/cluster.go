@@ -203,14 +203,11 @@ func FormatSlotRanges(ranges []SlotRange) string {
 // clusterConn connects to a running node and returns the client and the node's
 // name for CLUSTER; the caller closes the client.
 func clusterConn(h Handle) (*redis.Client, string, *nodeState, error) {
-	if err := checkNode(h); err != nil {
-		return nil, "", nil, err
-	}
-	st, err := loadState(h.Dir)
+	c, st, err := openNode(h)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	return redisClient(h, st), renamedCommand(st.Params["rename-commands"], "CLUSTER"), st, nil
+	return c, renamedCommand(st.Params["rename-commands"], "CLUSTER"), st, nil
 }
 
 // clusterDo runs CLUSTER <args...> on the node and returns the command.

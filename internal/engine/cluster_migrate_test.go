@@ -213,28 +213,6 @@ func clusterNodePort(tb testing.TB) int {
 	return 0
 }
 
-// keySlot is redis's hash slot of key: CRC16 (XMODEM) of the key, or of its
-// hash tag (the text between the first "{" and the next "}", if not empty).
-func keySlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for k := 0; k < len(key); k++ {
-		crc ^= uint16(key[k]) << 8
-		for b := 0; b < 8; b++ {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc) % ClusterSlots
-}
-
 // slotTags returns a hash tag for each slot: keys "{tag}..." hash to it.
 func slotTags(slots []int) map[int]string {
 	want := map[int]bool{}
@@ -244,7 +222,7 @@ func slotTags(slots []int) map[int]string {
 	tags := map[int]string{}
 	for i := 0; len(tags) < len(want); i++ {
 		tag := "t" + strconv.Itoa(i)
-		if s := keySlot(tag); want[s] && tags[s] == "" {
+		if s := KeySlot(tag); want[s] && tags[s] == "" {
 			tags[s] = tag
 		}
 	}
@@ -299,15 +277,6 @@ func checkValues(tb testing.TB, ctx context.Context, cc redis.Cmdable, want map[
 	}
 	if bad > 0 {
 		tb.Errorf("%d of %d keys wrong", bad, len(want))
-	}
-}
-
-func TestKeySlot(t *testing.T) {
-	for key, want := range map[string]int{"foo": 12182, "{user1000}.following": 3443, "{user1000}.followers": 3443,
-		"foo{}{bar}": 8363, "foo{{bar}}zap": 4015, "{b}y": 3300, "t0": 13006, "": 0} {
-		if got := keySlot(key); got != want {
-			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
-		}
 	}
 }
 
@@ -395,7 +364,7 @@ func TestClusterMigrateSlots(t *testing.T) {
 	moving := slotRange(0, 3999)
 	var movingKeys []string // initial keys in the moved slots
 	for k := range initial {
-		if keySlot(k) < 4000 {
+		if KeySlot(k) < 4000 {
 			movingKeys = append(movingKeys, k)
 		}
 	}
@@ -568,7 +537,7 @@ func TestClusterMigrateSlotsResume(t *testing.T) {
 	onNodes := func(want map[string]string, onDst func(slot int) bool, f func(redis.Cmdable, map[string]string)) {
 		part := [2]map[string]string{{}, {}}
 		for k, v := range want {
-			if onDst(keySlot(k)) {
+			if onDst(KeySlot(k)) {
 				part[1][k] = v
 			} else {
 				part[0][k] = v
@@ -605,7 +574,7 @@ func TestClusterMigrateSlotsResume(t *testing.T) {
 		}
 	}
 	for i := 0; i < 2000; i++ { // everywhere but slots, for the drain below
-		if k := "k" + strconv.Itoa(i); keySlot(k) < slots[0] || keySlot(k) > slots[len(slots)-1] {
+		if k := "k" + strconv.Itoa(i); KeySlot(k) < slots[0] || KeySlot(k) > slots[len(slots)-1] {
 			want[k] = "v0"
 		}
 	}

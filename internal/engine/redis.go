@@ -363,6 +363,19 @@ func outputLimitField(v, class, field string) (string, error) {
 	return "", fmt.Errorf("client-output-buffer-limit %q has no class %s", v, class)
 }
 
+// openNode checks the handle's process is the node's and connects to it; st
+// is the node's recorded state (its parameters: password, renamed commands).
+// The caller closes c.
+func openNode(h Handle) (c *redis.Client, st *nodeState, err error) {
+	if err := checkNode(h); err != nil {
+		return nil, nil, err
+	}
+	if st, err = loadState(h.Dir); err != nil {
+		return nil, nil, err
+	}
+	return redisClient(h, st), st, nil
+}
+
 // redisClient connects to the node with the password it was given, if any.
 func redisClient(h Handle, st *nodeState) *redis.Client {
 	return newRedisClient("tcp", hostPort(h.Host, h.Port), st.Params["requirepass"])

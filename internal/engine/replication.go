@@ -12,23 +12,20 @@ var _ Replicator = (*redisDriver)(nil)
 
 // Follow sends REPLICAOF (under its renamed name, if the node renames it).
 func (d *redisDriver) Follow(ctx context.Context, h Handle, primary string) error {
-	if err := checkNode(h); err != nil {
-		return err
-	}
-	st, err := loadState(h.Dir)
-	if err != nil {
-		return err
-	}
-	args := []any{renamedCommand(st.Params["rename-commands"], "REPLICAOF"), "NO", "ONE"}
+	target := []any{"NO", "ONE"}
 	if primary != "" {
 		host, port, err := net.SplitHostPort(primary)
 		if err != nil {
 			return fmt.Errorf("primary %q: %w", primary, err)
 		}
-		args = []any{args[0], host, port}
+		target = []any{host, port}
 	}
-	c := redisClient(h, st)
+	c, st, err := openNode(h)
+	if err != nil {
+		return err
+	}
 	defer c.Close()
+	args := append([]any{renamedCommand(st.Params["rename-commands"], "REPLICAOF")}, target...)
 	if err := c.Do(ctx, args...).Err(); err != nil {
 		return fmt.Errorf("REPLICAOF on %s: %w", hostPort(h.Host, h.Port), err)
 	}
@@ -37,14 +34,10 @@ func (d *redisDriver) Follow(ctx context.Context, h Handle, primary string) erro
 
 // Replication reads INFO replication.
 func (d *redisDriver) Replication(ctx context.Context, h Handle) (ReplicationState, error) {
-	if err := checkNode(h); err != nil {
-		return ReplicationState{}, err
-	}
-	st, err := loadState(h.Dir)
+	c, st, err := openNode(h)
 	if err != nil {
 		return ReplicationState{}, err
 	}
-	c := redisClient(h, st)
 	defer c.Close()
 	info, err := c.Do(ctx, renamedCommand(st.Params["rename-commands"], "INFO"), "replication").Text()
 	if err != nil {
