@@ -283,7 +283,7 @@ func (p *shardPass) alignRoles(ctx context.Context) {
 			if m == primary {
 				role = rolePrimary
 			}
-			hold := role == rolePrimary && p.g.AutomaticFailover && p.g.Status != statusCreating && len(ms) > 1
+			hold := role == rolePrimary && holdsPrimary(p.g, p.g.Status, len(ms))
 			if m.Role == role && m.HoldForFailover == hold {
 				continue
 			}

@@ -182,11 +182,13 @@ func (s *Service) modifyGroupEngine(g *replicationGroup, members []cluster, in *
 	if err := validateNodeType(family, in.CacheNodeType); err != nil {
 		return err
 	}
+	if in.ApplyImmediately {
+		g.NodeType, g.Status = in.CacheNodeType, statusModifying
+	}
 	for i := range members {
 		m := &members[i]
 		if in.ApplyImmediately {
 			m.NodeType, m.Status = in.CacheNodeType, statusModifying
-			g.NodeType, g.Status = in.CacheNodeType, statusModifying
 		} else {
 			if m.Pending == nil {
 				m.Pending = &pending{}

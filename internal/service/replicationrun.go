@@ -114,7 +114,7 @@ func (s *Service) reconcileGroup(ctx context.Context, g *replicationGroup) error
 	// A primary is down when it has failed failoverAfter probes in a row: one
 	// slow answer (a long command) is not a death.
 	down := s.primaryMisses.record(g.key(), primaryDown(ctx, s.cfg.Drivers[g.Engine], primary)) >= failoverAfter
-	hold := g.AutomaticFailover && g.Status != statusCreating && len(members) > 1
+	hold := holdsPrimary(g, g.Status, len(members))
 	switch {
 	case down && primary.HoldForFailover:
 		s.primaryMisses.record(g.key(), false)
@@ -363,14 +363,19 @@ func (s *Service) setGroupStatus(g *replicationGroup, status, event string) erro
 	})
 }
 
+// holdsPrimary reports whether the primary of a node group of size members
+// (its replicas and itself) in group g, in status, is held for failover (see
+// cluster.HoldForFailover): with automatic failover, once the group is
+// created, when there is a replica to fail over to.
+func holdsPrimary(g *replicationGroup, status string, members int) bool {
+	return g.AutomaticFailover && status != statusCreating && members > 1
+}
+
 // armHolds holds for failover every primary that has a replica, as the group
 // turns available: in the same transaction, so that no pass between the two
 // finds a primary dead and restarts it empty while clients already write to it.
 // (Reconciler passes keep the holds in step afterwards.)
 func armHolds(tx *store.Tx, g *replicationGroup) error {
-	if !g.AutomaticFailover {
-		return nil
-	}
 	members, err := groupMembers(tx, g)
 	if err != nil {
 		return err
@@ -383,7 +388,7 @@ func armHolds(tx *store.Tx, g *replicationGroup) error {
 	}
 	for i := range members {
 		m := &members[i]
-		if m.Role != rolePrimary || m.HoldForFailover || m.Status == statusDeleting || nodeGroupSize[m.NodeGroupID] < 2 {
+		if m.Role != rolePrimary || m.HoldForFailover || m.Status == statusDeleting || !holdsPrimary(g, g.Status, nodeGroupSize[m.NodeGroupID]) {
 			continue
 		}
 		m.HoldForFailover = true
