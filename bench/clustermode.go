@@ -423,6 +423,7 @@ func (e *rgEnv) cmFailover(ctx context.Context, g *types.ReplicationGroup, victi
 		return f.promoted > 0 && f.restarted > 0 && !acceptedAt.IsZero(), nil
 	})
 	if err != nil {
+		stopLanes() // before reading the lane's last error
 		return f, fmt.Errorf("after killing %s's primary %s: new primary after %s, restarted after %s, ClusterClient write accepted at %v: %w (lane's last error %q)",
 			victim, f.oldAddr, f.promoted, f.restarted, acceptedAt, err, vl.lastErr)
 	}
@@ -535,18 +536,13 @@ func slotOwners(ctx context.Context, addr string) ([]string, error) {
 
 // parseSlots reads a node group's Slots ("0-4095,9558-10922" or "7").
 func parseSlots(s string) ([]bool, error) {
+	ranges, err := engine.ParseSlotRanges(s)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]bool, engine.ClusterSlots)
-	for _, part := range strings.Split(s, ",") {
-		a, b, found := strings.Cut(strings.TrimSpace(part), "-")
-		if !found {
-			b = a
-		}
-		lo, err1 := strconv.Atoi(a)
-		hi, err2 := strconv.Atoi(b)
-		if err1 != nil || err2 != nil || lo < 0 || hi >= engine.ClusterSlots || lo > hi {
-			return nil, fmt.Errorf("slots %q", s)
-		}
-		for i := lo; i <= hi; i++ {
+	for _, r := range ranges {
+		for i := r.Start; i <= r.End; i++ {
 			out[i] = true
 		}
 	}

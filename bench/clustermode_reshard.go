@@ -26,12 +26,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/elasticache"
+	"github.com/hoardcache/hoard/internal/engine"
 	"github.com/redis/go-redis/v9"
 )
 
 // cmPipelines are the baseline's redis-cli --cluster-pipeline values: its
 // default, and hoard's MIGRATE batch (engine.MigrateBatchKeys).
-var cmPipelines = []int{10, 1000}
+var cmPipelines = []int{10, engine.MigrateBatchKeys}
 
 // moveRun is one resharding: hoard's from the request to available, or one
 // redis-cli run.
@@ -392,13 +393,13 @@ func startBaseCluster(ctx context.Context, cli, dir string, layout []string) (*b
 		}
 		b.ids = append(b.ids, id)
 		if i < len(layout) {
+			ranges, err := engine.ParseSlotRanges(layout[i])
+			if err != nil {
+				return b, err
+			}
 			args := []any{"CLUSTER", "ADDSLOTSRANGE"}
-			for _, part := range strings.Split(layout[i], ",") {
-				lo, hi, found := strings.Cut(part, "-")
-				if !found {
-					hi = lo
-				}
-				args = append(args, lo, hi)
+			for _, r := range ranges {
+				args = append(args, r.Start, r.End)
 			}
 			if err := rc.Do(ctx, args...).Err(); err != nil {
 				return b, fmt.Errorf("%v on %s: %w", args, b.addrs[i], err)

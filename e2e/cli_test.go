@@ -125,6 +125,7 @@ func TestAWSCLIClusterMode(t *testing.T) {
 	}
 	run(nil, "modify-replication-group-shard-configuration", "--replication-group-id", "shop", "--node-group-count", "4", "--apply-immediately")
 	run(nil, "wait", "replication-group-available", "--replication-group-id", "shop")
+	out.ReplicationGroups = nil // decoded afresh, nothing kept from the first reply
 	run(&out, "describe-replication-groups", "--replication-group-id", "shop")
 	if g := out.ReplicationGroups[0]; g.Status != "available" || len(g.NodeGroups) != 4 || g.NodeGroups[3].Slots == "" {
 		t.Fatalf("after resharding: %+v", g)

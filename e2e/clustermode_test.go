@@ -269,10 +269,14 @@ func TestClusterModeGroup(t *testing.T) {
 	}
 	added := describeCluster(t, c, "shop-0003-003")
 	ac := redisClient(t, added.CacheNodes[0])
+	primary0003, _ := shardNodes(t, cc, 16383)
+	want0003, err := nodeClient(t, primary0003).DBSize(bg).Result()
+	if err != nil || want0003 == 0 {
+		t.Fatalf("node group 0003's primary holds %d keys (%v)", want0003, err)
+	}
 	eventually(t, 20*time.Second, func() string {
-		ac.Do(bg, "READONLY")
-		if n, err := ac.DBSize(bg).Result(); err != nil || n < 2500 {
-			return fmt.Sprintf("the new replica holds %d keys (%v)", n, err)
+		if n, err := ac.DBSize(bg).Result(); err != nil || n != want0003 {
+			return fmt.Sprintf("the new replica holds %d keys of %d (%v)", n, want0003, err)
 		}
 		return ""
 	})
@@ -299,8 +303,10 @@ func TestClusterModeGroup(t *testing.T) {
 	_, err = c.TestFailover(ctx(t), &elasticache.TestFailoverInput{ReplicationGroupId: aws.String("shop"), NodeGroupId: aws.String("0009")})
 	wantAPIError(t, err, "NodeGroupNotFoundFault", 404)
 	// The same count rebalances; the slots are even already, so nothing changes.
+	evenSlots := fmt.Sprint(shardSlots(describeGroup(t, c, "shop")))
 	if out, err := c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
-		ReplicationGroupId: aws.String("shop"), NodeGroupCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)}); err != nil || aws.ToString(out.ReplicationGroup.Status) != "available" {
+		ReplicationGroupId: aws.String("shop"), NodeGroupCount: aws.Int32(3), ApplyImmediately: aws.Bool(true)}); err != nil ||
+		aws.ToString(out.ReplicationGroup.Status) != "available" || fmt.Sprint(shardSlots(*out.ReplicationGroup)) != evenSlots {
 		t.Fatalf("rebalancing an even group: %v", err)
 	}
 	_, err = c.ModifyReplicationGroupShardConfiguration(ctx(t), &elasticache.ModifyReplicationGroupShardConfigurationInput{
@@ -406,6 +412,14 @@ func (w *writeLoad) finish() []string {
 // checkKeys reads every key back through the cluster client.
 func checkKeys(t *testing.T, cc *redis.ClusterClient, keys []string, value func(string) string) {
 	t.Helper()
+	if bad := badKey(cc, keys, value); bad != "" {
+		t.Fatal(bad)
+	}
+}
+
+// badKey reads keys back, 500 to a pipeline, and describes the first that is
+// missing or does not hold value(key); "" when all are right.
+func badKey(cc *redis.ClusterClient, keys []string, value func(string) string) string {
 	bg := context.Background()
 	for start := 0; start < len(keys); start += 500 {
 		batch := keys[start:min(start+500, len(keys))]
@@ -417,14 +431,15 @@ func checkKeys(t *testing.T, cc *redis.ClusterClient, keys []string, value func(
 			return nil
 		})
 		if err != nil && !errors.Is(err, redis.Nil) {
-			t.Fatalf("reading keys back: %v", err)
+			return fmt.Sprintf("reading keys back: %v", err)
 		}
 		for i, k := range batch {
 			if v, err := cmds[i].Result(); err != nil || v != value(k) {
-				t.Fatalf("key %s: %q %v (want %q)", k, v, err, value(k))
+				return fmt.Sprintf("key %s: %q %v (want %q)", k, v, err, value(k))
 			}
 		}
 	}
+	return ""
 }
 
 // TestClusterModeResharding: 3 → 4 → 2 node groups under a steady write load,

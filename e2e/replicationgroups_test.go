@@ -392,6 +392,10 @@ func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
 		return out
 	}
 	small := memberMax()
+	keys, err := writer.DBSize(bg).Result()
+	if err != nil || keys == 0 {
+		t.Fatalf("before the node type change the primary holds %d keys (%v)", keys, err)
+	}
 	if _, err := c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"),
 		CacheNodeType: aws.String("cache.m5.large"), EngineVersion: aws.String(aws.ToString(describeCluster(t, c, "rg-001").EngineVersion)), ApplyImmediately: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
@@ -406,8 +410,8 @@ func TestReplicationGroupScalingModifyAndSnapshots(t *testing.T) {
 		}
 		return ""
 	})
-	if n, err := writer.DBSize(bg).Result(); err != nil || n == 0 {
-		t.Fatalf("after the node type change the primary holds %d keys (%v)", n, err)
+	if n, err := writer.DBSize(bg).Result(); err != nil || n != keys {
+		t.Fatalf("after the node type change the primary holds %d keys, had %d (%v)", n, keys, err)
 	}
 	_, err = c.ModifyReplicationGroup(ctx(t), &elasticache.ModifyReplicationGroupInput{ReplicationGroupId: aws.String("rg"), EngineVersion: aws.String("2.8"), ApplyImmediately: aws.Bool(true)})
 	wantAPIError(t, err, "InvalidParameterValue", 400)
